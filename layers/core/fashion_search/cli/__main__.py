@@ -1,0 +1,3 @@
+from fashion_search.cli import main
+
+main()

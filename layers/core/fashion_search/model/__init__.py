@@ -1,0 +1,1 @@
+"""CLIP models from immich-layout bundles, run with onnxruntime and tokenizers (no torch)."""

@@ -1,0 +1,1 @@
+"""The three ports (blobs, catalog, vectors), one module each, and one file per adapter."""
