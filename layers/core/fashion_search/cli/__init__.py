@@ -16,15 +16,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Subcommand registration: each module exposes ``register(app)``.
-_MODULES: tuple[str, ...] = ()
 
 
 def _register_all() -> None:
+    """Every module in this package that defines ``register(app)`` adds its commands."""
     import importlib
+    import pkgutil
 
-    for name in _MODULES:
-        importlib.import_module(f"fashion_search.cli.{name}").register(app)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
