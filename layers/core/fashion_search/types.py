@@ -41,6 +41,17 @@ def now() -> float:
     return time.time()
 
 
+def image_id_for_key(key: str, prefix: str = "") -> str:
+    """The image id of a blob key: relative to the ingest prefix, extension dropped.
+
+    ``images/15970.jpg`` under prefix ``images/`` -> ``15970``; ``images/tops/a b.png`` ->
+    ``tops/a b``. The catalog loader and the ingest of a later S3 event meet on this id.
+    """
+    rel = key[len(prefix) :] if prefix and key.startswith(prefix) else key
+    head, dot, ext = rel.rpartition(".")
+    return head if dot and head and "/" not in ext else rel
+
+
 @dataclass(slots=True)
 class CatalogItem:
     """One image. ``image_id`` is the blob key relative to the ingest prefix, without extension
