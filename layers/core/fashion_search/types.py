@@ -49,7 +49,7 @@ def image_id_for_key(key: str, prefix: str = "") -> str:
     """
     rel = key[len(prefix) :] if prefix and key.startswith(prefix) else key
     head, dot, ext = rel.rpartition(".")
-    return head if dot and head and "/" not in ext else rel
+    return head if dot and head and not head.endswith("/") and "/" not in ext else rel
 
 
 @dataclass(slots=True)
