@@ -1,0 +1,62 @@
+# fashion-search — the two commands of the quick start are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is pinned: a bare "torch" pulls a multi-GB CUDA build. Only tests and training need it.
+TORCH := torch==2.13.0
+
+.PHONY: demo test lint typecheck unit audit bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Runtime + API + embedded home + UI: what the demo needs.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[all]"
+	touch $@
+
+# Everything the tests need: the above, torch (CPU, pinned), transformers/onnx for the test
+# models, moto, schemathesis, selenium, linters. open_clip is installed without its
+# dependencies: the tests only read its reference tokenizer and vocabulary file, and PyPI's
+# torchvision does not import beside this torch.
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[all,export,dev]"
+	$(BIN)/pip install --quiet --no-deps "open_clip_torch>=2.24"
+	-$(BIN)/pip uninstall --quiet -y torchvision timm 2>/dev/null
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## The embedded demo: catalog + model + ingest + API + Streamlit, on this machine, offline.
+demo: $(VENV)/.installed
+	$(BIN)/fashion-search demo
+
+## Lint, type-check and the whole test suite (warnings are errors).
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+audit: $(VENV)/.installed-dev
+	$(BIN)/pip-audit --skip-editable
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/embed.py --json .bench/embed.json
+	$(BIN)/python benchmarks/index.py --json .bench/index.json
+	$(BIN)/python benchmarks/ingest.py --json .bench/ingest.json
+	$(BIN)/python benchmarks/api.py --json .bench/api.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build .aws-sam
