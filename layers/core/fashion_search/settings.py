@@ -70,6 +70,9 @@ class ApiSettings(BaseModel):
     port: int = 8000
     # The URL browsers use to reach this API; image URLs of the embedded home are built on it.
     public_url: str | None = None
+    # A REST API stage or custom-domain base path ("/prod"): stripped from request paths by
+    # Mangum and used as the app's root_path so /docs finds its openapi.json behind it.
+    api_gateway_base_path: str = "/"
 
 
 class AwsSettings(BaseModel):

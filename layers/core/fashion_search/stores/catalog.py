@@ -5,7 +5,34 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from fashion_search.types import CatalogItem, ItemStatus
+import numpy as np
+
+from fashion_search.errors import InvalidInput, StoreError
+from fashion_search.types import CatalogItem, ItemStatus, Vector
+
+# Embeddings are kept as little-endian float32 bytes (2 KiB for 512 dims) next to the model id
+# and the dimension, so an index can be rebuilt from the catalog alone, bit for bit.
+EMBEDDING_DTYPE = np.dtype("<f4")
+# ``tag_values`` stops recording a field past this many distinct values: it is free text then,
+# not a filter menu (and DynamoDB's aggregate item must stay under 400 KB).
+MAX_TAG_VALUES_PER_FIELD = 1000
+
+
+def encode_embedding(vector: Vector) -> tuple[bytes, int]:
+    """``(bytes, dimension)`` of a 1-D vector; the bytes are little-endian float32."""
+    array = np.asarray(vector)
+    if array.ndim != 1 or array.size == 0:
+        raise InvalidInput(f"an embedding must be a non-empty 1-D vector, got shape {array.shape}")
+    return array.astype(EMBEDDING_DTYPE, copy=False).tobytes(), int(array.size)
+
+
+def decode_embedding(data: bytes, dimension: int) -> Vector:
+    """The vector stored by ``encode_embedding`` (a writable native float32 copy)."""
+    if dimension <= 0 or len(data) != dimension * EMBEDDING_DTYPE.itemsize:
+        raise StoreError(
+            f"stored embedding is {len(data)} bytes, expected {dimension} float32 values"
+        )
+    return np.frombuffer(data, dtype=EMBEDDING_DTYPE).astype(np.float32)
 
 
 @runtime_checkable

@@ -1,0 +1,317 @@
+"""Build the Lambda artifacts the way ``sam build`` does, without Docker, and print their sizes.
+
+The functions and layers are read from template.yaml, so this build cannot drift from what gets
+deployed: each ``AWS::Serverless::Function`` (CodeUri, Handler, Layers) and each
+``AWS::Serverless::LayerVersion`` (ContentUri, Metadata.BuildMethod).
+
+Two targets:
+
+``release``  what Lambda runs (python3.12, manylinux x86_64 wheels): third-party layers through
+             ``make -C layers/deps build-<LogicalId>``, the very targets ``sam build`` runs.
+``local``    the same pinned lists, copied from the running interpreter's environment (offline,
+             and importable by this interpreter), plus a stand-in for the runtime's own boto3.
+             The build-and-import test uses it.
+
+Output mirrors ``.aws-sam/build``: ``OUT/<FunctionId>/`` holds the code, ``OUT/<LayerId>/python/``
+a layer (Lambda mounts a layer at /opt and puts /opt/python on sys.path).
+
+    python infra/build_lambda.py --target release --out build/lambda --json reports/sizes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+DEPS_DIR = ROOT / "layers" / "deps"
+RUNTIME_PROVIDED = DEPS_DIR / "runtime-provided.txt"
+# Lambda's quota: function code plus all its layers, unzipped.
+UNZIPPED_LIMIT_BYTES = 262_144_000
+# A stand-in for what the python3.12 runtime provides (boto3); only the local target has it.
+RUNTIME_DIR_NAME = "_lambda_runtime"
+_SKIP_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache"}
+
+
+class BuildError(Exception):
+    """The template, a requirements file or the environment does not allow a correct build."""
+
+
+# --- template -------------------------------------------------------------------------------
+
+
+# A SafeLoader that reads CloudFormation short forms (``!Ref X`` -> ``{"Ref": "X"}``,
+# ``!Sub s`` -> ``{"Fn::Sub": s}``), so tools and tests can walk the template as data.
+_CfnLoader: Any = type("_CfnLoader", (yaml.SafeLoader,), {})
+
+
+def _construct_intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    if not isinstance(data, dict) or "Resources" not in data:
+        raise BuildError(f"{path} is not a CloudFormation template (no Resources)")
+    return data
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    logical_id: str
+    content_uri: Path
+    build_method: str
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_uri: Path
+    handler: str
+    layers: tuple[str, ...]
+
+
+def read_specs(template: dict[str, Any]) -> tuple[dict[str, LayerSpec], list[FunctionSpec]]:
+    resources: dict[str, Any] = template["Resources"]
+    globals_fn = template.get("Globals", {}).get("Function", {})
+    layers: dict[str, LayerSpec] = {}
+    functions: list[FunctionSpec] = []
+    for logical_id, res in resources.items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Serverless::LayerVersion":
+            method = res.get("Metadata", {}).get("BuildMethod")
+            if not method:
+                raise BuildError(f"layer {logical_id} has no Metadata.BuildMethod")
+            layers[logical_id] = LayerSpec(logical_id, ROOT / props["ContentUri"], method)
+        elif res["Type"] == "AWS::Serverless::Function":
+            refs = props.get("Layers", globals_fn.get("Layers", []))
+            layer_ids = tuple(r["Ref"] for r in refs if isinstance(r, dict) and "Ref" in r)
+            handler = props.get("Handler", globals_fn.get("Handler"))
+            functions.append(FunctionSpec(logical_id, ROOT / props["CodeUri"], handler, layer_ids))
+    for fn in functions:
+        missing = [lid for lid in fn.layers if lid not in layers]
+        if missing:
+            raise BuildError(f"{fn.logical_id} references unknown layers {missing}")
+    return layers, functions
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def read_pins(path: Path) -> list[tuple[str, str]]:
+    """``name==version`` lines of a requirements file (comments and blanks ignored)."""
+    pins: list[tuple[str, str]] = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if not sep:
+            raise BuildError(f"{path}: '{line}' is not pinned as name==version")
+        pins.append((name.strip(), version.strip()))
+    return pins
+
+
+def _copytree(src: Path, dst: Path) -> None:
+    shutil.copytree(
+        src,
+        dst,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(*_SKIP_NAMES, "*.pyc", "*.egg-info"),
+    )
+
+
+def _prune(layer_python: Path) -> None:
+    """Drop numpy's own test suites (8 MB nothing imports); the Makefile does the same."""
+    numpy_dir = layer_python / "numpy"
+    if numpy_dir.is_dir():
+        for tests in sorted(numpy_dir.rglob("tests"), reverse=True):
+            if tests.is_dir():
+                shutil.rmtree(tests)
+
+
+def copy_installed(pins: list[tuple[str, str]], dest: Path) -> None:
+    """Copy each pinned distribution's installed files (per its RECORD) into ``dest``."""
+    for name, version in pins:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise BuildError(f"{name}=={version} is pinned but not installed here") from exc
+        if dist.version != version:
+            raise BuildError(f"{name}: the environment has {dist.version}, the pin is {version}")
+        for rel in dist.files or []:
+            if rel.parts[0] == ".." or "__pycache__" in rel.parts or rel.suffix == ".pyc":
+                continue  # console scripts outside site-packages; bytecode of this interpreter
+            src = Path(str(dist.locate_file(rel)))
+            if src.is_file():
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, target)
+
+
+def _stamp(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def build_layer(layer: LayerSpec, out: Path, *, target: str) -> Path:
+    """Build one layer into ``out/<LogicalId>``; third-party layers are reused while their
+    inputs (requirements, Makefile, target, interpreter) are unchanged."""
+    dest = out / layer.logical_id
+    python_dir = dest / "python"
+    if layer.build_method.startswith("python"):
+        # BuildMethod python3.x with no requirements file: SAM copies ContentUri into python/.
+        shutil.rmtree(dest, ignore_errors=True)
+        for child in sorted(layer.content_uri.iterdir()):
+            if child.is_dir() and child.name not in _SKIP_NAMES and child.suffix != ".egg-info":
+                _copytree(child, python_dir / child.name)
+        return dest
+    if layer.build_method != "makefile":
+        raise BuildError(f"{layer.logical_id}: unsupported BuildMethod {layer.build_method}")
+    req = layer.content_uri / layer.logical_id.removesuffix("Layer").lower() / "requirements.txt"
+    if not req.is_file():
+        raise BuildError(f"{layer.logical_id}: expected its pins in {req}")
+    makefile = layer.content_uri / "Makefile"
+    stamp = _stamp(req.read_text(), makefile.read_text(), target, sys.version)
+    stamp_file = dest / ".build-stamp"
+    if stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    if target == "release":
+        cmd = ["make", "-s", "-C", str(layer.content_uri), f"build-{layer.logical_id}"]
+        cmd += [f"ARTIFACTS_DIR={dest}", f"PYTHON={sys.executable}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+    else:
+        copy_installed(read_pins(req), python_dir)
+        _prune(python_dir)
+    stamp_file.write_text(stamp)
+    return dest
+
+
+def build_runtime_standin(out: Path) -> Path:
+    dest = out / RUNTIME_DIR_NAME
+    shutil.rmtree(dest, ignore_errors=True)
+    copy_installed(read_pins(RUNTIME_PROVIDED), dest / "python")
+    return dest
+
+
+def build_function(fn: FunctionSpec, out: Path) -> Path:
+    dest = out / fn.logical_id
+    shutil.rmtree(dest, ignore_errors=True)
+    _copytree(fn.code_uri, dest)
+    return dest
+
+
+def dir_size(path: Path) -> int:
+    return sum(
+        p.stat().st_size for p in path.rglob("*") if p.is_file() and p.name != ".build-stamp"
+    )
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    target: str
+    functions: list[FunctionSpec]
+    layer_bytes: dict[str, int] = field(default_factory=dict)
+    function_bytes: dict[str, int] = field(default_factory=dict)  # code + its layers
+
+    def paths_for(self, logical_id: str) -> list[Path]:
+        """sys.path of the function as Lambda builds it: code first, then each layer's python/."""
+        fn = next(f for f in self.functions if f.logical_id == logical_id)
+        paths = [self.out / fn.logical_id]
+        paths += [self.out / lid / "python" for lid in fn.layers]
+        if self.target == "local":
+            paths.append(self.out / RUNTIME_DIR_NAME / "python")
+        return paths
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "limit_bytes": UNZIPPED_LIMIT_BYTES,
+            "layers": self.layer_bytes,
+            "functions": self.function_bytes,
+        }
+
+
+def build(out: Path, *, target: str, template: Path = TEMPLATE) -> BuildResult:
+    if target not in ("release", "local"):
+        raise BuildError(f"target must be 'release' or 'local', not {target!r}")
+    layers, functions = read_specs(load_template(template))
+    out.mkdir(parents=True, exist_ok=True)
+    result = BuildResult(out=out, target=target, functions=functions)
+    for layer in layers.values():
+        result.layer_bytes[layer.logical_id] = dir_size(build_layer(layer, out, target=target))
+    if target == "local":
+        build_runtime_standin(out)
+    for fn in functions:
+        code = dir_size(build_function(fn, out))
+        result.function_bytes[fn.logical_id] = code + sum(result.layer_bytes[x] for x in fn.layers)
+    return result
+
+
+def report(result: BuildResult) -> list[str]:
+    """Print sizes; return the functions over Lambda's unzipped limit."""
+    mb = 1_000_000
+    limit = f"Lambda's limit: 250 MiB = {UNZIPPED_LIMIT_BYTES / mb:.1f} MB"
+    print(f"target: {result.target}   (MB = 10^6 bytes; {limit})")
+    for name, size in result.layer_bytes.items():
+        print(f"  layer     {name:<16} {size / mb:8.1f} MB")
+    over = []
+    for name, size in result.function_bytes.items():
+        share = size / UNZIPPED_LIMIT_BYTES
+        print(f"  function  {name:<16} {size / mb:8.1f} MB  code+layers, {share:.0%} of the limit")
+        if size > UNZIPPED_LIMIT_BYTES:
+            over.append(name)
+    return over
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=["release", "local"], default="release")
+    parser.add_argument("--out", type=Path, default=None, help="default .cache/lambda-build/TARGET")
+    parser.add_argument("--json", type=Path, default=None, help="also write the sizes here")
+    args = parser.parse_args(argv)
+    out = args.out or ROOT / ".cache" / "lambda-build" / args.target
+    try:
+        result = build(out.resolve(), target=args.target)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    over = report(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.as_json(), indent=2))
+    if over:
+        print(f"error: over the 250 MB unzipped limit: {', '.join(over)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The FastAPI app factory. ``create_app(settings)`` builds a fresh app; nothing at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fashion_search.api import errors
+from fashion_search.api.auth import ApiKeyChecker
+from fashion_search.api.body import BodyLimitMiddleware, body_cap
+from fashion_search.api.deps import SearcherProvider, build_searcher
+from fashion_search.api.routes import files, health, images, search
+from fashion_search.api.schemas import SearchQuery, SimilarQuery, TextQuery
+from fashion_search.search import Searcher
+from fashion_search.settings import Home, Settings
+
+DESCRIPTION = """Search a fashion catalog by text, by image, or both.
+
+Send the `X-API-Key` header on every route except `/health`, `/docs` and `/files`.
+Every error has the body `{"error": {"code", "message", "field"}}`."""
+
+# Request bodies parsed by hand (JSON or multipart on one route) are added to the components.
+_REQUEST_MODELS: tuple[type[BaseModel], ...] = (TextQuery, SimilarQuery, SearchQuery)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    searcher: Searcher | None = None,
+    searcher_factory: Callable[[Settings], Searcher] = build_searcher,
+    auth: ApiKeyChecker | None = None,
+) -> FastAPI:
+    """The API for ``settings``. ``searcher`` (tests) or ``searcher_factory`` (lazy, once)."""
+    base = settings.api.api_gateway_base_path.rstrip("/")
+    app = FastAPI(
+        title="fashion-search",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.searcher_provider = SearcherProvider(
+        settings, searcher=searcher, factory=searcher_factory
+    )
+    app.state.auth = auth or ApiKeyChecker(settings.api)
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_body=body_cap(settings.limits.max_upload_bytes))
+    if base:
+        app.add_middleware(RootPathMiddleware, root_path=base)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key"],
+        )
+    app.include_router(health.router)
+    app.include_router(search.router)
+    app.include_router(images.router)
+    if settings.home == Home.EMBEDDED:
+        app.include_router(files.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _openapi(app, settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+class RootPathMiddleware:
+    """Tells the app it is mounted under an API Gateway stage/base path (``/prod``), so the
+    docs page asks for ``/prod/openapi.json``. Mangum strips the prefix from the path itself."""
+
+    def __init__(self, app: ASGIApp, *, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = dict(scope, root_path=self.root_path)
+        await self.app(scope, receive, send)
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in _REQUEST_MODELS:
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(js.pop("$defs", {}))
+        components[model.__name__] = js
+    # Limits that depend on settings, so generated clients (and schemathesis) know them.
+    limits = settings.limits
+    for name in ("TextQuery", "SimilarQuery", "SearchQuery"):
+        props = components[name]["properties"]
+        _set_max(props.get("top_k"), "maximum", limits.max_top_k)
+        for text in ("text", "negative_text"):
+            _set_max(props.get(text), "maxLength", limits.max_text_chars)
+    for path in ("/get_similar_images", "/search"):
+        form = schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
+        props = form["schema"]["properties"]
+        _set_max(props.get("top_k"), "maximum", limits.max_top_k)
+        for text in ("text", "negative_text"):
+            _set_max(props.get(text), "maxLength", limits.max_text_chars)
+    return schema
+
+
+def _set_max(prop: dict[str, Any] | None, key: str, value: int) -> None:
+    if prop is None:
+        return
+    for option in prop.get("anyOf", [prop]):
+        if option.get("type") in ("integer", "string"):
+            option[key] = value

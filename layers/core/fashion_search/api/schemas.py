@@ -1,0 +1,137 @@
+"""Request and response models of the HTTP API (the contract the Streamlit app codes against)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Filters = dict[str, Any]
+
+_TOP_K = "How many results (1 .. the server's max_top_k)."
+_FILTERS = (
+    'Pinecone-style metadata filter on tag fields, e.g. {"gender": {"$eq": "Women"}, '
+    '"baseColour": {"$in": ["Red", "Blue"]}}. Unknown fields or operators -> 422.'
+)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextQuery(_Request):
+    text: str = Field(description="What to look for, e.g. 'red summer dress'.", min_length=1)
+    top_k: int = Field(default=1, ge=1, description=_TOP_K)
+    filters: Filters | None = Field(default=None, description=_FILTERS)
+
+
+class SimilarQuery(_Request):
+    """Exactly one of ``url``, ``image_base64``, ``image_id``."""
+
+    url: str | None = Field(default=None, description="A public http(s) URL of an image.")
+    image_base64: str | None = Field(
+        default=None,
+        description="Image bytes as standard or URL-safe base64, optionally a data: URL.",
+    )
+    image_id: str | None = Field(default=None, description="An image already in the catalog.")
+    top_k: int = Field(default=3, ge=1, description=_TOP_K)
+    filters: Filters | None = Field(default=None, description=_FILTERS)
+
+
+class Weights(_Request):
+    image: float = Field(default=1.0, ge=0, le=100)
+    text: float = Field(default=1.0, ge=0, le=100)
+    negative: float = Field(default=0.5, ge=0, le=100)
+
+
+class SearchQuery(_Request):
+    """Any mix of one image source, a text and a negative text; see docs/api.md for weights."""
+
+    text: str | None = Field(default=None, min_length=1)
+    image_url: str | None = None
+    image_base64: str | None = None
+    image_id: str | None = None
+    negative_text: str | None = Field(default=None, min_length=1)
+    weights: Weights = Field(default_factory=Weights)
+    filters: Filters | None = Field(default=None, description=_FILTERS)
+    top_k: int | None = Field(
+        default=None, ge=1, description=_TOP_K + " Default 3 with an image, else 1."
+    )
+
+
+class Hit(BaseModel):
+    image_id: str
+    score: float = Field(description="Cosine similarity, higher is closer.")
+    display_name: str | None
+    tags: dict[str, str]
+    image_url: str = Field(description="A URL a browser can open (presigned in AWS).")
+    key: str
+
+
+class SearchResponse(BaseModel):
+    results: list[Hit]
+    model_id: str
+    took_ms: float
+
+
+class Health(BaseModel):
+    status: str
+    model_id: str
+    dim: int
+    index_size: int
+    home: str
+
+
+class TagFields(BaseModel):
+    fields: dict[str, list[str]]
+
+
+class ImageItem(BaseModel):
+    image_id: str
+    key: str
+    status: str
+    display_name: str | None
+    tags: dict[str, str]
+    tags_predicted: bool
+    content_hash: str | None
+    model_id: str | None
+    image_url: str
+    created_at: float
+    updated_at: float
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable name, e.g. invalid_filter.")
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# Multipart forms (described in OpenAPI; parsed by hand so one route takes JSON or multipart).
+SIMILAR_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "top_k": {"type": "integer", "minimum": 1},
+        "filters": {"type": "string", "description": "JSON-encoded filter"},
+    },
+}
+SEARCH_FORM: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "text": {"type": "string", "minLength": 1},
+        "negative_text": {"type": "string", "minLength": 1},
+        "image_url": {"type": "string"},
+        "image_id": {"type": "string"},
+        "weight_image": {"type": "number", "minimum": 0, "maximum": 100},
+        "weight_text": {"type": "number", "minimum": 0, "maximum": 100},
+        "weight_negative": {"type": "number", "minimum": 0, "maximum": 100},
+        "top_k": {"type": "integer", "minimum": 1},
+        "filters": {"type": "string", "description": "JSON-encoded filter"},
+    },
+}

@@ -1,0 +1,168 @@
+"""``fashion-search ingest | watch | load | reconcile``: parse, wire, report; the core works."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from tqdm import tqdm
+
+from fashion_search.settings import Home, Settings
+
+
+def _ingestor(settings: Settings) -> Any:
+    from fashion_search.home import open_stores
+    from fashion_search.ingest.pipeline import Ingestor
+    from fashion_search.model.loader import load_embedder
+
+    embedder = load_embedder(settings)
+    stores = open_stores(settings, dimension=embedder.dim)
+    return Ingestor(stores, embedder, settings=settings)
+
+
+def _emit(data: dict[str, Any], json_path: Path | None) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True)
+    typer.echo(text)
+    if json_path is not None:
+        json_path.write_text(text + "\n", encoding="utf-8")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def ingest_cmd(
+    path: Annotated[Path, typer.Argument(help="A folder of images (or the images folder itself).")],
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Events per batch.")] = 64,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary here.")
+    ] = None,
+) -> None:
+    """Index an existing folder once: in place inside the data folder, else copied into it."""
+    from fashion_search.ingest.oneshot import (
+        copy_into_store,
+        files_under,
+        ingest_folder,
+        ingest_keys,
+    )
+
+    settings = Settings()
+    ingestor = _ingestor(settings)
+    stores = ingestor.stores
+    root = settings.embedded.images_dir
+    summary: dict[str, Any] = {}
+    if settings.home is Home.EMBEDDED and _inside(path, root):
+        total = sum(1 for _ in files_under(path))
+        with tqdm(total=total, desc="ingest", unit="img") as bar:
+            summary.update(ingest_folder(ingestor, root, under=path, on_progress=bar.update))
+        _emit(summary, json_path)
+        return
+    total = sum(1 for _ in files_under(path))
+    with tqdm(total=total, desc="copy", unit="file") as bar:
+        copied = copy_into_store(
+            stores.blobs, path, prefix=stores.ingest_prefix, on_progress=bar.update
+        )
+    summary.update(copied=len(copied.copied), unchanged=len(copied.unchanged))
+    if settings.home is Home.AWS:
+        summary["note"] = "uploaded under the ingest prefix; the ingest function indexes them"
+    else:
+        keys = copied.copied + copied.unchanged
+        with tqdm(total=len(keys), desc="ingest", unit="img") as bar:
+            summary.update(ingest_keys(ingestor, root, keys, on_progress=bar.update))
+    _emit(summary, json_path)
+
+
+def watch_cmd(
+    settle: Annotated[
+        float, typer.Option(min=0.0, help="Seconds a file must stay unchanged.")
+    ] = 1.0,
+    catch_up: Annotated[
+        bool, typer.Option(help="First ingest what changed while not watching.")
+    ] = True,
+) -> None:
+    """Watch the embedded images folder and index changes as they happen (Ctrl-C stops)."""
+    from fashion_search.ingest.oneshot import ingest_folder
+    from fashion_search.ingest.outcome import summarise
+    from fashion_search.ingest.watcher import FolderWatcher
+
+    settings = Settings()
+    if settings.home is Home.AWS:
+        typer.echo(
+            "error: watch is for the embedded home; in AWS, S3 notifications trigger ingest",
+            err=True,
+        )
+        raise typer.Exit(2)
+    ingestor = _ingestor(settings)
+    root = settings.embedded.images_dir
+    if catch_up:
+        typer.echo(f"catch-up: {json.dumps(ingest_folder(ingestor, root))}")
+    watcher = FolderWatcher(ingestor, root, settle_s=settle)
+    stop = threading.Event()
+    typer.echo(f"watching {root} (Ctrl-C to stop)")
+    try:
+        watcher.run(stop, on_batch=lambda out: typer.echo(json.dumps(summarise(out))))
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def load_cmd(
+    styles_csv: Annotated[Path, typer.Argument(help="Kaggle styles.csv")],
+    images_dir: Annotated[Path, typer.Argument(help="Folder holding {id}.jpg")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Load only the first N rows.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent uploads.")] = 8,
+    index: Annotated[bool, typer.Option(help="Embedded home: index the loaded images now.")] = True,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary here.")
+    ] = None,
+) -> None:
+    """Load a Kaggle Fashion Product Images catalog (styles.csv + images) into the home."""
+    from fashion_search.ingest.loader import CatalogLoader
+
+    settings = Settings()
+    ingestor = _ingestor(settings)
+    with tqdm(desc="load", unit="row") as bar:
+        summary = CatalogLoader(ingestor.stores, workers=workers, on_progress=bar.update).load(
+            styles_csv, images_dir, limit=limit
+        )
+    result: dict[str, Any] = {"load": summary.as_dict()}
+    if index and settings.home is Home.EMBEDDED:
+        from fashion_search.ingest.oneshot import ingest_keys
+
+        root = settings.embedded.images_dir
+        with tqdm(total=len(summary.keys), desc="index", unit="img") as bar:
+            result["index"] = ingest_keys(ingestor, root, summary.keys, on_progress=bar.update)
+    _emit(result, json_path)
+
+
+def reconcile_cmd(
+    fix: Annotated[bool, typer.Option("--fix/--dry-run", help="Repair, or only report.")] = True,
+    reembed_stale: Annotated[
+        bool, typer.Option(help="Re-embed items made by another model.")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report here.")
+    ] = None,
+) -> None:
+    """Compare catalog and vector index; delete orphans, re-drive PENDING, restore vectors."""
+    from fashion_search.ingest.reconcile import reconcile
+
+    settings = Settings()
+    with tqdm(desc="reconcile", unit="item") as bar:
+        report = reconcile(
+            _ingestor(settings), fix=fix, reembed_stale=reembed_stale, on_progress=bar.update
+        )
+    _emit(report.as_dict(), json_path)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_cmd)
+    app.command("watch")(watch_cmd)
+    app.command("load")(load_cmd)
+    app.command("reconcile")(reconcile_cmd)

@@ -1,0 +1,369 @@
+"""The ingest core: a batch of blob events in, the catalog and the vector index brought in line.
+
+Per batch: claim (idempotency ledger) -> keep the newest event per image -> read every created
+blob -> ONE batched model call for all of them -> per record: catalog PENDING (conditional on
+the ordering token), batched vector upsert, catalog INDEXED (conditional again). Removes write a
+tombstone first, then delete the vector. Every failure is confined to its record and classified:
+bad object -> FAILED (kept, never retried); store trouble or a bug -> RETRY (reported).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fashion_search.errors import InvalidInput, NotFound, StaleEvent
+from fashion_search.ingest.events import BlobEvent, EventKind, latest_per_image
+from fashion_search.ingest.ledger import Claim, EventLedger
+from fashion_search.ingest.metadata import tags_from_user_metadata, vector_metadata
+from fashion_search.ingest.outcome import IngestOutcome, OutcomeStatus
+from fashion_search.ingest.removes import STALE, apply_removes
+from fashion_search.ingest.removes import retry_reason as _retry_reason
+from fashion_search.ingest.tags import TagPredictor, VocabularyCache
+from fashion_search.model.base import Embedder
+from fashion_search.types import CatalogItem, ItemStatus, Vector, VectorRecord
+
+if TYPE_CHECKING:
+    from fashion_search.home import Stores
+    from fashion_search.settings import Settings
+
+log = logging.getLogger(__name__)
+_S, _K = OutcomeStatus, EventKind
+
+
+@dataclass(slots=True)
+class _Create:
+    index: int
+    event: BlobEvent
+    image_id: str
+    stored: CatalogItem | None
+    data: bytes = b""
+    content_hash: str = ""
+    etag: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    display_name: str | None = None
+    tags_predicted: bool = False
+    vector: Vector | None = None
+
+
+class Ingestor:
+    def __init__(
+        self,
+        stores: Stores,
+        embedder: Embedder,
+        *,
+        settings: Settings,
+        ledger: EventLedger | None = None,
+        tag_predictor: TagPredictor | None = None,
+        vocabulary_ttl_s: float = 300.0,
+        upsert_chunk: int = 100,
+        read_workers: int = 8,
+    ) -> None:
+        self._stores = stores
+        self._embedder = embedder
+        self._max_bytes = settings.limits.max_blob_bytes
+        self.ledger = ledger
+        self._predictor = tag_predictor or TagPredictor(embedder)
+        self._vocabulary = VocabularyCache(stores.catalog.tag_values, ttl_s=vocabulary_ttl_s)
+        self._upsert_chunk = upsert_chunk
+        self._read_workers = read_workers
+        # Per-batch state; ``handle`` runs one batch at a time (the lock), as Lambda and the
+        # watcher's single worker thread do anyway.
+        self._lock = threading.Lock()
+        self._out: dict[int, IngestOutcome] = {}
+        self._unclaimed: set[int] = set()
+
+    @property
+    def stores(self) -> Stores:
+        return self._stores
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    def handle(self, events: Sequence[BlobEvent]) -> list[IngestOutcome]:
+        """Apply a batch of events; one outcome per event, in input order."""
+        with self._lock:
+            self._out, self._unclaimed = {}, set()
+            return self._handle(events)
+
+    def _handle(self, events: Sequence[BlobEvent]) -> list[IngestOutcome]:
+        prefix = self._stores.ingest_prefix
+        live: list[tuple[int, BlobEvent]] = []
+        for i, ev in enumerate(events):
+            if prefix and not ev.key.startswith(prefix):
+                self._done(i, ev, _S.SKIPPED, f"outside the ingest prefix {prefix!r}")
+            elif (claim := self._claim(i, ev)) is Claim.NEW:
+                live.append((i, ev))
+            elif claim is Claim.DONE:
+                self._done(i, ev, _S.SKIPPED, "duplicate: idempotency record", claimed=False)
+        ordered, superseded = latest_per_image(live, prefix)
+        for i, ev in superseded:
+            self._done(i, ev, _S.SKIPPED, "superseded by a newer event in the batch")
+        try:
+            stored = self._stores.catalog.get_many([ev.image_id(prefix) for _, ev in ordered])
+        except Exception as exc:
+            log.warning("catalog read failed for the batch: %s", _retry_reason(exc))
+            for i, ev in ordered:
+                self._done(i, ev, _S.RETRY, _retry_reason(exc))
+            stored = {}
+            ordered = []
+        removes = [(i, ev) for i, ev in ordered if ev.kind is _K.REMOVED]
+        apply_removes(self._stores, removes, stored, self._done)
+        self._creates([(i, ev) for i, ev in ordered if ev.kind is _K.CREATED], stored)
+        outcomes = [self._out[i] for i in range(len(events))]
+        self._settle_ledger(outcomes)
+        return outcomes
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _claim(self, i: int, ev: BlobEvent) -> Claim:
+        if self.ledger is None:
+            return Claim.NEW
+        try:
+            claim = self.ledger.claim(ev)
+        except Exception as exc:
+            self._done(i, ev, _S.RETRY, "idempotency store: " + _retry_reason(exc), claimed=False)
+            return Claim.BUSY
+        if claim is Claim.BUSY:
+            self._done(i, ev, _S.RETRY, "being processed by another worker", claimed=False)
+        return claim
+
+    def _done(
+        self,
+        i: int,
+        ev: BlobEvent,
+        status: OutcomeStatus,
+        reason: str | None = None,
+        *,
+        claimed: bool = True,
+    ) -> None:
+        image_id = ev.image_id(self._stores.ingest_prefix)
+        outcome = IngestOutcome(ev, image_id, status, reason)
+        self._out[i] = outcome
+        if not claimed:
+            self._unclaimed.add(i)
+        level = logging.WARNING if status in (_S.RETRY, _S.FAILED) else logging.INFO
+        log.log(
+            level,
+            "ingest %s %s",
+            ev.kind.value,
+            status.value,
+            extra={"image_id": image_id, "key": ev.key, "status": status.value, "reason": reason},
+        )
+
+    def _settle_ledger(self, outcomes: list[IngestOutcome]) -> None:
+        if self.ledger is None:
+            return
+        for i, o in enumerate(outcomes):
+            if i in self._unclaimed:
+                continue
+            try:
+                if o.needs_retry:
+                    self.ledger.release(o.event)
+                else:
+                    self.ledger.complete(o.event)
+            except Exception as exc:  # the catalog already holds the truth; log and go on
+                log.warning(
+                    "idempotency record not updated: %s",
+                    _retry_reason(exc),
+                    extra={"image_id": o.image_id},
+                )
+
+    # -- creates -----------------------------------------------------------------------------
+
+    def _creates(
+        self, creates: list[tuple[int, BlobEvent]], stored: dict[str, CatalogItem]
+    ) -> None:
+        pending: list[_Create] = []
+        for i, ev in creates:
+            iid = ev.image_id(self._stores.ingest_prefix)
+            c = _Create(index=i, event=ev, image_id=iid, stored=stored.get(iid))
+            skip = self._replay_or_stale(c)
+            if skip:
+                self._done(i, ev, _S.SKIPPED, skip)
+            else:
+                pending.append(c)
+        with ThreadPoolExecutor(max_workers=max(1, self._read_workers)) as pool:
+            read = list(pool.map(self._read, pending))
+        ready = [c for c, ok in zip(pending, read, strict=True) if ok]
+        self._embed(ready)
+        self._write([c for c in ready if c.vector is not None])
+
+    def _replay_or_stale(self, c: _Create) -> str | None:
+        cur, ev = c.stored, c.event
+        if cur is None:
+            return None
+        if cur.ordering_token > ev.ordering_token:
+            return STALE
+        if cur.ordering_token < ev.ordering_token:
+            return None
+        same_object = ev.etag is None or cur.etag is None or cur.etag == ev.etag
+        if cur.status is ItemStatus.DELETED:
+            return "stale: the image was deleted by an event with the same order"
+        if cur.status is ItemStatus.INDEXED and same_object:
+            if cur.model_id == self._embedder.model_id:
+                return "duplicate: already indexed"
+        if cur.status is ItemStatus.FAILED and same_object and ev.ordering_token:
+            return f"duplicate: already failed ({cur.reason})"
+        return None
+
+    def _read(self, c: _Create) -> bool:
+        """Fetch bytes and tags. False when the record is finished (failed, gone, retry)."""
+        ev, blobs = c.event, self._stores.blobs
+        try:
+            info = blobs.head(ev.key)
+            if info is None:
+                raise NotFound(f"{ev.key} is gone")
+            c.data = blobs.get(ev.key, max_bytes=self._max_bytes)
+        except NotFound:
+            # Removed after the event was sent; its own remove event follows.
+            self._done(c.index, ev, _S.SKIPPED, "object no longer exists")
+            return False
+        except InvalidInput as exc:  # over the byte cap
+            self._fail(c, exc.message)
+            return False
+        except Exception as exc:
+            self._done(c.index, ev, _S.RETRY, "read: " + _retry_reason(exc))
+            return False
+        c.etag = ev.etag or info.etag
+        c.content_hash = hashlib.sha256(c.data).hexdigest()
+        if not c.data:
+            self._fail(c, "empty object (0 bytes)")
+            return False
+        c.tags, c.display_name = tags_from_user_metadata(info.metadata)
+        cur = c.stored
+        if not c.tags and cur is not None and cur.tags:  # written earlier by the loader
+            c.tags, c.tags_predicted = dict(cur.tags), cur.tags_predicted
+        if c.display_name is None and cur is not None:
+            c.display_name = cur.display_name
+        if (
+            cur is not None
+            and cur.content_hash == c.content_hash
+            and cur.embedding is not None
+            and cur.model_id == self._embedder.model_id
+        ):
+            c.vector = cur.embedding  # same bytes, same model: no need to run the model
+        return True
+
+    def _embed(self, ready: list[_Create]) -> None:
+        todo = [c for c in ready if c.vector is None]
+        if todo:
+            try:
+                result = self._embedder.embed_images([c.data for c in todo])
+            except Exception as exc:
+                for c in todo:
+                    self._done(c.index, c.event, _S.RETRY, "embed: " + _retry_reason(exc))
+                    c.data = b""
+                return
+            for n, c in enumerate(todo):
+                if result.ok(n):
+                    c.vector = result.vectors[n]
+                else:
+                    self._fail(c, result.errors[n].message)
+        for c in ready:
+            c.data = b""  # bytes are no longer needed; free them before the writes
+        untagged = [c for c in ready if c.vector is not None and not c.tags]
+        if untagged:
+            try:
+                import numpy as np
+
+                vectors = np.stack([c.vector for c in untagged if c.vector is not None])
+                predicted = self._predictor.predict(vectors, self._vocabulary.get())
+            except Exception as exc:  # tags are a nicety: index without them
+                log.warning("tag prediction failed: %s", _retry_reason(exc))
+                predicted = [{} for _ in untagged]
+            for c, tags in zip(untagged, predicted, strict=True):
+                c.tags, c.tags_predicted = tags, bool(tags)
+
+    def _item(self, c: _Create, status: ItemStatus, reason: str | None = None) -> CatalogItem:
+        ev = c.event
+        return CatalogItem(
+            image_id=c.image_id,
+            key=ev.key,
+            status=status,
+            bucket=ev.bucket,
+            tags=c.tags,
+            tags_predicted=c.tags_predicted,
+            display_name=c.display_name,
+            content_hash=c.content_hash or None,
+            etag=c.etag or ev.etag,
+            version_id=ev.version_id,
+            ordering_token=ev.ordering_token,
+            model_id=self._embedder.model_id if c.vector is not None else None,
+            embedding=c.vector,
+            reason=reason,
+        )
+
+    def _fail(self, c: _Create, reason: str) -> None:
+        c.vector = None
+        try:
+            self._stores.catalog.put_if_newer(self._item(c, ItemStatus.FAILED, reason))
+            if c.stored is not None and c.stored.status is ItemStatus.INDEXED:
+                # The key now holds a bad object: the old picture must stop matching.
+                self._stores.vectors.delete([c.image_id], namespace=self._stores.namespace)
+        except StaleEvent:
+            self._done(c.index, c.event, _S.SKIPPED, STALE)
+            return
+        except Exception as exc:
+            self._done(c.index, c.event, _S.RETRY, _retry_reason(exc))
+            return
+        self._done(c.index, c.event, _S.FAILED, reason)
+
+    def _write(self, ready: list[_Create]) -> None:
+        records: list[tuple[_Create, VectorRecord]] = []
+        catalog = self._stores.catalog
+        for c in ready:
+            assert c.vector is not None
+            try:
+                stored = catalog.put_if_newer(self._item(c, ItemStatus.PENDING))
+            except StaleEvent:
+                self._done(c.index, c.event, _S.SKIPPED, STALE)
+                continue
+            except Exception as exc:
+                self._done(c.index, c.event, _S.RETRY, "catalog: " + _retry_reason(exc))
+                continue
+            records.append((c, VectorRecord(c.image_id, c.vector, vector_metadata(stored))))
+        step = self._upsert_chunk
+        for start in range(0, len(records), step):
+            chunk = records[start : start + step]
+            try:
+                self._stores.vectors.upsert([r for _, r in chunk], namespace=self._stores.namespace)
+            except Exception as exc:
+                # The items stay PENDING with their embedding: the retry (or reconcile) finishes.
+                for c, _ in chunk:
+                    self._done(c.index, c.event, _S.RETRY, "vector upsert: " + _retry_reason(exc))
+                continue
+            for c, _ in chunk:
+                self._mark_indexed(c)
+
+    def _mark_indexed(self, c: _Create) -> None:
+        catalog = self._stores.catalog
+        try:
+            catalog.update_status(
+                c.image_id,
+                ItemStatus.INDEXED,
+                model_id=self._embedder.model_id,
+                expected_token=c.event.ordering_token,
+            )
+        except StaleEvent:
+            # A newer event got in between. If it was a delete, our upsert may have put the
+            # vector back after its delete: take it out again.
+            try:
+                cur = catalog.get(c.image_id)
+                if cur is None or cur.status is ItemStatus.DELETED:
+                    self._stores.vectors.delete([c.image_id], namespace=self._stores.namespace)
+            except Exception as exc:
+                self._done(c.index, c.event, _S.RETRY, "cleanup: " + _retry_reason(exc))
+                return
+            self._done(c.index, c.event, _S.SKIPPED, "stale: a newer event was applied meanwhile")
+            return
+        except Exception as exc:
+            self._done(c.index, c.event, _S.RETRY, "catalog: " + _retry_reason(exc))
+            return
+        self._done(c.index, c.event, _S.INDEXED)

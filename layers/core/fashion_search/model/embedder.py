@@ -1,0 +1,245 @@
+"""``OnnxClipEmbedder``: the one place images and texts become CLIP embeddings.
+
+Image batches are pipelined: a small thread pool decodes and preprocesses the next chunk while
+onnxruntime (which releases the GIL) runs the current one, so the model is rarely left waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from fashion_search.errors import BundleError, InvalidImage, InvalidInput
+from fashion_search.images import decode_image, to_rgb
+from fashion_search.model.base import ImageEmbeddings
+from fashion_search.model.bundle import Bundle
+from fashion_search.model.preprocess import normalise_into, resize_for_model
+from fashion_search.model.session import Tower
+from fashion_search.model.tokenizer import ClipTokenizer
+from fashion_search.types import Vector
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+
+ImageInput = bytes | Image.Image
+Prepared = NDArray[np.float32] | InvalidImage
+
+
+class OnnxClipEmbedder:
+    """A CLIP model from an immich-layout bundle; implements ``fashion_search.model.base.Embedder``."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        intra_op_threads: int | None = None,
+        batch_size: int = 16,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        decode_workers: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be >= 1, got {batch_size}", field="batch_size")
+        self.bundle = bundle
+        self.batch_size = batch_size
+        self.max_image_bytes = max_image_bytes
+        self.max_image_pixels = max_image_pixels
+        self.decode_workers = decode_workers if decode_workers is not None else min(4, os.cpu_count() or 1)
+        self.visual = Tower(
+            bundle.visual_model,
+            input_name="image",
+            allowed_dtypes=("tensor(float)",),
+            intra_op_threads=intra_op_threads,
+        )
+        self.textual = Tower(
+            bundle.textual_model,
+            input_name="text",
+            allowed_dtypes=("tensor(int32)", "tensor(int64)"),
+            intra_op_threads=intra_op_threads,
+        )
+        self._tokenizer: ClipTokenizer | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: Path | str,
+        *,
+        intra_op_threads: int | None = None,
+        batch_size: int = 16,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        decode_workers: int | None = None,
+    ) -> OnnxClipEmbedder:
+        return cls(
+            Bundle.open(path),
+            intra_op_threads=intra_op_threads,
+            batch_size=batch_size,
+            max_image_bytes=max_image_bytes,
+            max_image_pixels=max_image_pixels,
+            decode_workers=decode_workers,
+        )
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    @property
+    def dim(self) -> int:
+        configured = self.bundle.embed_dim
+        if configured is not None:
+            return configured
+        self.visual.load()
+        if self.visual.dim is None:
+            raise BundleError(f"{self.bundle.path}: embedding size unknown (no embed_dim)")
+        return self.visual.dim
+
+    def load(self) -> None:
+        """Open both sessions and the tokenizer now (cold start), checking they agree."""
+        self.visual.load()
+        self.textual.load()
+        self.tokenizer  # noqa: B018 - loads it
+        dims = {"config.json embed_dim": self.bundle.embed_dim}
+        dims |= {"visual": self.visual.dim, "textual": self.textual.dim}
+        known = {k: v for k, v in dims.items() if v is not None}
+        if len(set(known.values())) > 1:
+            raise BundleError(f"{self.bundle.path}: embedding sizes disagree: {known}")
+        shape = self.visual.input_shape
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+            raise BundleError(f"{self.bundle.path}: visual input must be [B,3,S,S], got {shape}")
+        if isinstance(shape[-1], int) and shape[-1] != self.bundle.image_size:
+            raise BundleError(
+                f"{self.bundle.path}: preprocess_cfg.json size {self.bundle.image_size} "
+                f"but visual/model.onnx takes {shape[-1]}x{shape[-1]}"
+            )
+        text_shape = self.textual.input_shape
+        if len(text_shape) != 2:
+            raise BundleError(f"{self.bundle.path}: text input must be [B,L], got {text_shape}")
+        if isinstance(text_shape[1], int) and text_shape[1] != self.bundle.context_length:
+            raise BundleError(
+                f"{self.bundle.path}: config.json context_length {self.bundle.context_length} "
+                f"but textual/model.onnx takes {text_shape[1]} tokens"
+            )
+
+    @property
+    def tokenizer(self) -> ClipTokenizer:
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    self._tokenizer = ClipTokenizer.from_bundle(self.bundle)
+        return self._tokenizer
+
+    # -- text -------------------------------------------------------------------------------
+
+    def embed_texts(self, texts: Sequence[str]) -> Vector:
+        if isinstance(texts, str):
+            raise InvalidInput("embed_texts takes a list of strings, not one string")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        ids = self.tokenizer(texts)
+        parts = [
+            self.textual.run(ids[i : i + self.batch_size])
+            for i in range(0, len(ids), self.batch_size)
+        ]
+        return np.concatenate(parts, axis=0)
+
+    # -- images -----------------------------------------------------------------------------
+
+    def prepare_image(self, image: ImageInput) -> NDArray[np.float32]:
+        """Safe decode + preprocess of one image: float32 [3, S, S]; raises ``InvalidImage``."""
+        cfg = self.bundle.preprocess
+        if isinstance(image, bytes | bytearray | memoryview):
+            try:
+                img = decode_image(
+                    bytes(image),
+                    max_bytes=self.max_image_bytes,
+                    max_pixels=self.max_image_pixels,
+                    target_size=cfg.size,
+                )
+            except InvalidInput as exc:  # PayloadTooLarge too: per item it is a bad image
+                if isinstance(exc, InvalidImage):
+                    raise
+                raise InvalidImage(exc.message) from exc
+        elif isinstance(image, Image.Image):
+            if image.width * image.height > self.max_image_pixels:
+                raise InvalidImage(
+                    f"image is {image.width}x{image.height}, over {self.max_image_pixels} pixels"
+                )
+            img = to_rgb(image)
+        else:
+            raise InvalidImage(f"expected image bytes or a PIL image, got {type(image).__name__}")
+        out = np.empty((3, cfg.size, cfg.size), dtype=np.float32)
+        normalise_into(resize_for_model(img, cfg), cfg, out)
+        return out
+
+    def _prepare_safe(self, image: ImageInput) -> Prepared:
+        try:
+            return self.prepare_image(image)
+        except InvalidImage as exc:
+            return exc
+
+    def embed_image_tensors(self, batch: NDArray[np.float32]) -> Vector:
+        """The bare image tower on ready [N, 3, S, S] tensors (no decode, no preprocessing)."""
+        parts = [
+            self.visual.run(batch[i : i + self.batch_size])
+            for i in range(0, len(batch), self.batch_size)
+        ]
+        if not parts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+    def embed_images(self, images: Sequence[ImageInput]) -> ImageEmbeddings:
+        n = len(images)
+        vectors = np.zeros((n, self.dim), dtype=np.float32)
+        errors: dict[int, InvalidImage] = {}
+        if n == 0:
+            return ImageEmbeddings(vectors=vectors, errors=errors)
+        starts = list(range(0, n, self.batch_size))
+        workers = min(self.decode_workers, n)
+        if workers <= 1:
+            for start in starts:
+                chunk = [self._prepare_safe(img) for img in images[start : start + self.batch_size]]
+                self._run_chunk(start, chunk, vectors, errors)
+            return ImageEmbeddings(vectors=vectors, errors=errors)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+
+            def submit(start: int) -> list[Future[Prepared]]:
+                return [
+                    pool.submit(self._prepare_safe, img)
+                    for img in images[start : start + self.batch_size]
+                ]
+
+            pending = submit(starts[0])
+            for k, start in enumerate(starts):
+                current = pending
+                if k + 1 < len(starts):
+                    pending = submit(starts[k + 1])  # decode ahead while this chunk runs
+                self._run_chunk(start, [f.result() for f in current], vectors, errors)
+        return ImageEmbeddings(vectors=vectors, errors=errors)
+
+    def _run_chunk(
+        self,
+        start: int,
+        prepared: list[Prepared],
+        vectors: NDArray[np.float32],
+        errors: dict[int, InvalidImage],
+    ) -> None:
+        good = [i for i, p in enumerate(prepared) if not isinstance(p, InvalidImage)]
+        for i, p in enumerate(prepared):
+            if isinstance(p, InvalidImage):
+                errors[start + i] = p
+        if good:
+            batch = np.stack([prepared[i] for i in good])  # type: ignore[misc]
+            vectors[[start + i for i in good]] = self.visual.run(batch)

@@ -1,0 +1,63 @@
+"""What a bundle is (``fashion-search model info``): opens both graphs and checks they agree."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fashion_search.model.bundle import Bundle
+from fashion_search.model.embedder import OnnxClipEmbedder
+
+
+@dataclass(frozen=True, slots=True)
+class TowerInfo:
+    input_name: str
+    input_shape: list[int | str | None]
+    batch: str  # "dynamic" or the fixed size
+    dim: int | None
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BundleInfo:
+    path: str
+    model_id: str
+    dim: int
+    image_size: int
+    context_length: int
+    preprocess: dict[str, Any]
+    pad_token_id: int
+    visual: TowerInfo
+    textual: TowerInfo
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def inspect_bundle(path: Path | str) -> BundleInfo:
+    """Raises ``BundleError`` naming the problem for a malformed bundle."""
+    bundle = Bundle.open(path)
+    embedder = OnnxClipEmbedder(bundle, intra_op_threads=1)
+    embedder.load()
+
+    def tower(t: Any) -> TowerInfo:
+        return TowerInfo(
+            input_name=t.input_name,
+            input_shape=list(t.input_shape),
+            batch="dynamic" if t.fixed_batch is None else str(t.fixed_batch),
+            dim=t.dim,
+            size_bytes=t.path.stat().st_size,
+        )
+
+    return BundleInfo(
+        path=str(bundle.path),
+        model_id=embedder.model_id,
+        dim=embedder.dim,
+        image_size=bundle.image_size,
+        context_length=bundle.context_length,
+        preprocess=bundle.preprocess.to_json(),
+        pad_token_id=embedder.tokenizer.pad_id,
+        visual=tower(embedder.visual),
+        textual=tower(embedder.textual),
+    )

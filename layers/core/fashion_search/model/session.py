@@ -1,0 +1,151 @@
+"""One ONNX tower (image or text) behind a small protocol, with onnxruntime as the adapter.
+
+A tower checks its graph's input/output names and types when it loads, knows whether its batch
+axis is fixed (immich exports batch 1) and then loops, and re-normalises its outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fashion_search.errors import BundleError
+from fashion_search.model.base import l2_normalise
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: str  # onnxruntime's spelling, e.g. "tensor(float)"
+
+
+class ModelSession(Protocol):
+    """What a tower needs from a runtime."""
+
+    def inputs(self) -> list[TensorSpec]: ...
+
+    def outputs(self) -> list[TensorSpec]: ...
+
+    def run(self, output: str, feeds: dict[str, NDArray[np.generic]]) -> NDArray[np.float32]: ...
+
+
+class OrtSession:
+    """onnxruntime on CPU; threads are configurable because Lambda and a laptop differ."""
+
+    def __init__(self, path: Path, *, intra_op_threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
+        options.log_severity_level = 3  # errors only: ORT's warnings are about graph rewrites
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors on bad graphs
+            raise BundleError(f"cannot load ONNX model {path}: {exc}") from exc
+
+    def inputs(self) -> list[TensorSpec]:
+        return [TensorSpec(i.name, tuple(i.shape), i.type) for i in self._session.get_inputs()]
+
+    def outputs(self) -> list[TensorSpec]:
+        return [TensorSpec(o.name, tuple(o.shape), o.type) for o in self._session.get_outputs()]
+
+    def run(self, output: str, feeds: dict[str, NDArray[np.generic]]) -> NDArray[np.float32]:
+        result = self._session.run([output], feeds)[0]
+        return np.asarray(result, dtype=np.float32)
+
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
+
+
+class Tower:
+    """One tower of a CLIP model: lazily loaded (once, under a lock), batch-aware."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        input_name: str,
+        allowed_dtypes: tuple[str, ...],
+        intra_op_threads: int | None = None,
+    ) -> None:
+        self.path = path
+        self.input_name = input_name
+        self._allowed_dtypes = allowed_dtypes
+        self._threads = intra_op_threads
+        self._lock = threading.Lock()
+        self._session: ModelSession | None = None
+        self.fixed_batch: int | None = None
+        self.dim: int | None = None
+        self.input_shape: tuple[int | str | None, ...] = ()
+        self._input_dtype: type[np.generic] = np.float32
+
+    def load(self) -> ModelSession:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    session = OrtSession(self.path, intra_op_threads=self._threads)
+                    self._inspect(session)
+                    self._session = session
+        return self._session
+
+    def _inspect(self, session: ModelSession) -> None:
+        inputs = {spec.name: spec for spec in session.inputs()}
+        spec = inputs.get(self.input_name)
+        if spec is None or len(inputs) != 1:
+            raise BundleError(
+                f"{self.path}: expected one input named {self.input_name!r}, "
+                f"found {sorted(inputs)}"
+            )
+        if spec.dtype not in self._allowed_dtypes:
+            raise BundleError(
+                f"{self.path}: input {self.input_name!r} has type {spec.dtype}, "
+                f"expected one of {self._allowed_dtypes}"
+            )
+        outputs = {o.name: o for o in session.outputs()}
+        if "embedding" not in outputs:
+            raise BundleError(f"{self.path}: no output named 'embedding', found {sorted(outputs)}")
+        out_shape = outputs["embedding"].shape
+        if len(out_shape) != 2:
+            raise BundleError(f"{self.path}: output 'embedding' must be [B, D], got {out_shape}")
+        self.dim = out_shape[1] if isinstance(out_shape[1], int) else None
+        batch = spec.shape[0] if spec.shape else None
+        self.fixed_batch = batch if isinstance(batch, int) else None
+        self.input_shape = spec.shape
+        self._input_dtype = _DTYPES.get(spec.dtype, np.float32)
+        log.debug("loaded %s: input %s, fixed batch %s", self.path, spec.shape, self.fixed_batch)
+
+    def run(self, batch: NDArray[np.generic]) -> NDArray[np.float32]:
+        """Embeddings of every row of ``batch``, L2-normalised again (a cheap guard)."""
+        session = self.load()
+        batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        if len(batch) == 0:
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        step = self.fixed_batch
+        if step is None or step == len(batch):
+            out = session.run("embedding", {self.input_name: batch})
+        else:
+            chunks = []
+            for i in range(0, len(batch), step):
+                chunk = batch[i : i + step]
+                n = len(chunk)
+                if n < step:  # a fixed batch of k > 1: pad the last chunk, drop the padding
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - n, axis=0)])
+                chunks.append(session.run("embedding", {self.input_name: chunk})[:n])
+            out = np.concatenate(chunks, axis=0)
+        if self.dim is None:
+            self.dim = int(out.shape[1])
+        return l2_normalise(out)

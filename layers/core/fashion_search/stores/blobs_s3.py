@@ -1,0 +1,152 @@
+"""The blob store of the AWS home: one S3 bucket, through an injected (or default) boto3 client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from fashion_search.errors import (
+    FashionSearchError,
+    NotFound,
+    PayloadTooLarge,
+    StoreError,
+    TransientStoreError,
+)
+from fashion_search.stores.blobs import check_key, normalise_metadata
+from fashion_search.types import BlobInfo
+
+# S3's retryable answers (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html);
+# any 5xx is treated the same.
+_TRANSIENT = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3BlobStore:
+    """``BlobStore`` port over ``bucket``; ``url(key)`` is a presigned GET."""
+
+    def __init__(self, bucket: str, *, client: Any = None, presign_expiry_s: int = 3600) -> None:
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            # SigV4 presigned URLs: SigV2 is deprecated and refused in newer regions.
+            client = boto3.client("s3", config=Config(signature_version="s3v4"))
+        self.bucket = bucket
+        self.presign_expiry_s = presign_expiry_s
+        self._client = client
+
+    def _call(self, op: str, key: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, op)(Bucket=self.bucket, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"{op} s3://{self.bucket}/{key}") from exc
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> BlobInfo:
+        meta = normalise_metadata(metadata)
+        extra = {"ContentType": content_type} if content_type else {}
+        response = self._call(
+            "put_object", key, Key=check_key(key), Body=data, Metadata=meta, **extra
+        )
+        return BlobInfo(
+            key=key,
+            size=len(data),
+            etag=_etag(response.get("ETag")),
+            version_id=response.get("VersionId"),
+            content_type=content_type,
+            metadata=meta,
+        )
+
+    def get(self, key: str, *, max_bytes: int) -> bytes:
+        # GetObject answers with headers first: an object over the cap is refused from its
+        # Content-Length and the connection closed before the body is read.
+        response = self._call("get_object", key, Key=check_key(key))
+        body = response["Body"]
+        try:
+            size = int(response.get("ContentLength", 0))
+            if size > max_bytes:
+                raise PayloadTooLarge(f"blob {key!r} is {size} bytes, over the {max_bytes} cap")
+            try:
+                data: bytes = body.read(max_bytes + 1)
+            except (BotoCoreError, OSError) as exc:
+                raise TransientStoreError(
+                    f"reading s3://{self.bucket}/{key} failed: {exc}"
+                ) from exc
+        finally:
+            body.close()
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(f"blob {key!r} is over the {max_bytes} byte cap")
+        return data
+
+    def head(self, key: str) -> BlobInfo | None:
+        try:
+            response = self._call("head_object", key, Key=check_key(key))
+        except NotFound:
+            return None
+        modified = response.get("LastModified")
+        return BlobInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            etag=_etag(response.get("ETag")),
+            version_id=response.get("VersionId"),
+            content_type=response.get("ContentType"),
+            metadata=dict(response.get("Metadata", {})),
+            last_modified=modified.timestamp() if modified is not None else None,
+        )
+
+    def delete(self, key: str) -> None:
+        self._call("delete_object", key, Key=check_key(key))  # S3 deletes are idempotent
+
+    def list(self, prefix: str = "") -> Iterator[BlobInfo]:
+        """Every object under ``prefix`` in key order; no user metadata (``head`` has it)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield BlobInfo(
+                        key=obj["Key"],
+                        size=int(obj["Size"]),
+                        etag=_etag(obj.get("ETag")),
+                        last_modified=obj["LastModified"].timestamp(),
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"list s3://{self.bucket}/{prefix}") from exc
+
+    def url(self, key: str) -> str:
+        try:
+            url: str = self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": check_key(key)},
+                ExpiresIn=self.presign_expiry_s,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"presign s3://{self.bucket}/{key}") from exc
+        return url
+
+
+def _etag(value: str | None) -> str | None:
+    return value.strip('"') if value else None
+
+
+def _translate(exc: ClientError | BotoCoreError, what: str) -> FashionSearchError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = f"S3 {what} failed: {code}: {error.get('Message', '')}"
+        if code in _MISSING:
+            return NotFound(f"no blob: {what}")
+        if code in _TRANSIENT or status >= 500:
+            return TransientStoreError(message)
+        return StoreError(message)
+    if isinstance(exc, ConnectionError | HTTPClientError):  # timeouts, resets, unreachable
+        return TransientStoreError(f"S3 {what} failed: {exc}")
+    return StoreError(f"S3 {what} failed: {exc}")

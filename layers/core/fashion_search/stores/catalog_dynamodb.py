@@ -1,0 +1,389 @@
+"""The catalog of the AWS home: one DynamoDB table (layout in docs/stores-catalog.md).
+
+Items live under ``pk = "item#<image_id>"``; one aggregate item ``pk = "meta#tag_values"`` keeps
+the distinct tag values as string sets, so ``/tags`` is one GetItem and no path ever needs a Scan.
+Two sparse KEYS_ONLY indexes serve reconcile (``by_status``, oldest update first) and dedup
+(``by_hash``); their keys are resolved with BatchGetItem. Ordering and idempotency are
+conditional writes, so two Lambdas racing on one key cannot both win.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from fashion_search.errors import (
+    FashionSearchError,
+    NotFound,
+    StaleEvent,
+    StoreError,
+    TransientStoreError,
+)
+from fashion_search.stores.catalog import (
+    MAX_TAG_VALUES_PER_FIELD,
+    decode_embedding,
+    encode_embedding,
+)
+from fashion_search.types import CatalogItem, ItemStatus, now
+
+log = logging.getLogger(__name__)
+
+STATUS_INDEX = "by_status"  # status (HASH) + updated_at (RANGE), KEYS_ONLY
+HASH_INDEX = "by_hash"  # content_hash (HASH), KEYS_ONLY; sparse: items without a hash are absent
+_ITEM = "item#"
+_TAGS_PK = "meta#tag_values"
+_TAG_ATTR = "tag#"
+_BATCH_GET = 100  # BatchGetItem's limit per request
+_RETRIES = 8
+# Codes AWS documents as retryable; any 5xx is treated the same.
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+_OPTIONAL = ("bucket", "display_name", "content_hash", "etag", "version_id", "model_id", "reason")
+_Attrs = dict[str, Any]
+
+
+def create_catalog_table(client: Any, name: str) -> None:
+    """Create the table and its indexes (on-demand); an existing table is left as it is."""
+    keys = {"pk": "S", "status": "S", "updated_at": "N", "content_hash": "S"}
+    try:
+        client.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": k, "AttributeType": t} for k, t in keys.items()
+            ],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": STATUS_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
+                {
+                    "IndexName": HASH_INDEX,
+                    "KeySchema": [{"AttributeName": "content_hash", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
+            ],
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise _translate(exc, f"create table {name}") from exc
+        return
+    client.get_waiter("table_exists").wait(TableName=name)
+
+
+class DynamoDBCatalog:
+    """``Catalog`` port over a DynamoDB table made by ``create_catalog_table``."""
+
+    def __init__(self, table_name: str, *, client: Any = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb")
+        self.table_name = table_name
+        self._client = client
+        # (field -> values) already in the aggregate item, so most puts skip that write.
+        self._known_tags: dict[str, set[str]] | None = None
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, op)(TableName=self.table_name, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"{op} on {self.table_name}") from exc
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def put(self, item: CatalogItem) -> None:
+        self._call("put_item", Item=_encode(item))
+        self._record_tags(item.tags)
+
+    def put_if_newer(self, item: CatalogItem) -> CatalogItem:
+        attrs = _encode(item)
+        names: dict[str, str] = {"#pk": "pk"}
+        values: _Attrs = {}
+        sets: list[str] = []
+        for i, (name, value) in enumerate(attrs.items()):
+            if name == "pk" or (name in ("tags", "tags_predicted") and not item.tags):
+                continue  # keep the loader's tags when this event has none
+            names[f"#a{i}"], values[f":a{i}"] = name, value
+            expr = f"if_not_exists(#a{i}, :a{i})" if name == "created_at" else f":a{i}"
+            sets.append(f"#a{i} = {expr}")
+        removes = [n for n in (*_OPTIONAL, "embedding", "embedding_dim") if n not in attrs]
+        removes = [n for n in removes if n != "display_name"]
+        for i, name in enumerate(removes):
+            names[f"#r{i}"] = name
+        update = "SET " + ", ".join(sets)
+        if removes:
+            update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+        names["#tok"], values[":tok"] = "ordering_token", {"S": item.ordering_token}
+        if item.status is ItemStatus.DELETED:  # a replayed delete is harmless
+            condition = "attribute_not_exists(#pk) OR #tok <= :tok"
+        else:  # a create with the delete's own token must not resurrect it
+            names["#st"], values[":del"] = "status", {"S": ItemStatus.DELETED.value}
+            condition = "attribute_not_exists(#pk) OR #tok < :tok OR (#tok = :tok AND #st <> :del)"
+        try:
+            response = self._call(
+                "update_item",
+                Key={"pk": attrs["pk"]},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except StaleEvent as exc:
+            raise StaleEvent(
+                f"item {item.image_id!r} holds a newer event than {item.ordering_token!r} "
+                f"({item.status}), or was deleted by this one"
+            ) from exc
+        self._record_tags(item.tags)
+        return _decode(response["Attributes"])
+
+    def update_status(
+        self,
+        image_id: str,
+        status: ItemStatus,
+        *,
+        reason: str | None = None,
+        model_id: str | None = None,
+        expected_token: str | None = None,
+    ) -> None:
+        names = {"#pk": "pk", "#st": "status", "#up": "updated_at", "#re": "reason"}
+        values: _Attrs = {":st": {"S": ItemStatus(status).value}, ":up": {"N": repr(now())}}
+        update = "SET #st = :st, #up = :up"
+        if model_id is not None:
+            names["#mo"], values[":mo"] = "model_id", {"S": model_id}
+            update += ", #mo = :mo"
+        if reason is not None:
+            values[":re"] = {"S": reason}
+            update += ", #re = :re"
+        else:
+            update += " REMOVE #re"
+        condition = "attribute_exists(#pk)"
+        if expected_token is not None:
+            names["#tok"], values[":tok"] = "ordering_token", {"S": expected_token}
+            condition += " AND #tok = :tok"
+        try:
+            self._call(
+                "update_item",
+                Key={"pk": {"S": _ITEM + image_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except StaleEvent as exc:
+            stored = self.get(image_id)
+            if stored is None:
+                raise NotFound(f"no catalog item {image_id!r}") from exc
+            raise StaleEvent(
+                f"item {image_id!r} now holds token {stored.ordering_token!r}, "
+                f"not {expected_token!r}"
+            ) from exc
+
+    def delete(self, image_id: str) -> None:
+        self._call("delete_item", Key={"pk": {"S": _ITEM + image_id}})
+
+    def _record_tags(self, tags: dict[str, str]) -> None:
+        if not tags:
+            return
+        if self._known_tags is None:
+            self._known_tags = self._read_tags()
+        known = self._known_tags
+        fresh = {
+            f: str(v)
+            for f, v in tags.items()
+            if str(v) not in known.get(f, ()) and len(known.get(f, ())) < MAX_TAG_VALUES_PER_FIELD
+        }
+        if not fresh:
+            return
+        names = {f"#t{i}": _TAG_ATTR + f for i, f in enumerate(fresh)}
+        values = {f":t{i}": {"SS": [v]} for i, v in enumerate(fresh.values())}
+        try:
+            self._call(
+                "update_item",
+                Key={"pk": {"S": _TAGS_PK}},
+                UpdateExpression="ADD " + ", ".join(f"#t{i} :t{i}" for i in range(len(fresh))),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except StoreError as exc:
+            if isinstance(exc, TransientStoreError):
+                raise
+            # The aggregate hit DynamoDB's 400 KB item limit: stop growing it, keep ingesting.
+            log.warning("tag value aggregate not updated: %s", exc.message)
+        for f, v in fresh.items():
+            known.setdefault(f, set()).add(v)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, image_id: str) -> CatalogItem | None:
+        response = self._call("get_item", Key={"pk": {"S": _ITEM + image_id}}, ConsistentRead=True)
+        return _decode(response["Item"]) if "Item" in response else None
+
+    def get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        ids = list(dict.fromkeys(image_ids))  # BatchGetItem rejects duplicate keys
+        found: dict[str, CatalogItem] = {}
+        for start in range(0, len(ids), _BATCH_GET):
+            keys = [{"pk": {"S": _ITEM + i}} for i in ids[start : start + _BATCH_GET]]
+            for attempt in range(_RETRIES + 1):
+                response = self._batch_get(keys)
+                for raw in response.get("Responses", {}).get(self.table_name, []):
+                    item = _decode(raw)
+                    found[item.image_id] = item
+                keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys")
+                if not keys:
+                    break
+                if attempt == _RETRIES:
+                    raise TransientStoreError(
+                        f"DynamoDB left {len(keys)} keys unprocessed after {_RETRIES} retries"
+                    )
+                time.sleep(min(0.05 * 2**attempt, 2.0))  # AWS: back off before retrying
+        return found
+
+    def _batch_get(self, keys: list[_Attrs]) -> Any:
+        try:
+            return self._client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"batch_get_item on {self.table_name}") from exc
+
+    def _pages(self, index: str, name: str, value: str, **extra: Any) -> Iterator[Any]:
+        """Query pages of ``index`` where ``name`` equals ``value``."""
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": name},
+            "ExpressionAttributeValues": {":v": {"S": value}},
+            **extra,
+        }
+        while True:
+            page = self._call("query", **kwargs)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _query_ids(self, index: str, name: str, value: str) -> Iterator[list[str]]:
+        """Pages of image ids from a KEYS_ONLY index."""
+        for page in self._pages(index, name, value):
+            yield [raw["pk"]["S"][len(_ITEM) :] for raw in page.get("Items", [])]
+
+    def find_by_hash(self, content_hash: str) -> list[CatalogItem]:
+        ids = [
+            i for page in self._query_ids(HASH_INDEX, "content_hash", content_hash) for i in page
+        ]
+        items = self.get_many(ids).values()
+        return sorted(
+            (i for i in items if i.content_hash == content_hash), key=lambda i: i.image_id
+        )
+
+    def by_status(self, status: ItemStatus) -> Iterator[CatalogItem]:
+        """Oldest update first. The index is eventually consistent: items whose status has
+        moved on since are skipped."""
+        status = ItemStatus(status)
+        for page in self._query_ids(STATUS_INDEX, "status", status.value):
+            items = self.get_many(page)
+            yield from (items[i] for i in page if i in items and items[i].status is status)
+
+    def count(self, status: ItemStatus | None = None) -> int:
+        """Index queries with ``Select=COUNT`` (a Query reads only the small index entries)."""
+        statuses = list(ItemStatus) if status is None else [ItemStatus(status)]
+        return sum(
+            int(page.get("Count", 0))
+            for s in statuses
+            for page in self._pages(STATUS_INDEX, "status", s.value, Select="COUNT")
+        )
+
+    def tag_values(self) -> dict[str, list[str]]:
+        """Every value ever written for each field (one GetItem; values are not retracted when
+        items go, since that would need a scan: a stale value just matches nothing)."""
+        return {f: sorted(v) for f, v in sorted(self._read_tags().items())}
+
+    def _read_tags(self) -> dict[str, set[str]]:
+        response = self._call("get_item", Key={"pk": {"S": _TAGS_PK}})
+        raw = response.get("Item", {})
+        return {
+            name[len(_TAG_ATTR) :]: set(value["SS"])
+            for name, value in raw.items()
+            if name.startswith(_TAG_ATTR)
+        }
+
+
+def _encode(item: CatalogItem) -> _Attrs:
+    attrs: _Attrs = {
+        "pk": {"S": _ITEM + item.image_id},
+        "image_id": {"S": item.image_id},
+        "key": {"S": item.key},
+        "status": {"S": ItemStatus(item.status).value},
+        "tags": {"M": {k: {"S": str(v)} for k, v in item.tags.items()}},
+        "tags_predicted": {"BOOL": bool(item.tags_predicted)},
+        "ordering_token": {"S": item.ordering_token},
+        "created_at": {"N": repr(float(item.created_at))},
+        "updated_at": {"N": repr(float(item.updated_at))},
+    }
+    for name in _OPTIONAL:
+        value = getattr(item, name)
+        # Index keys may not be empty strings, so "" is stored as absent everywhere.
+        if value:
+            attrs[name] = {"S": value}
+    if item.embedding is not None:
+        blob, dim = encode_embedding(item.embedding)
+        attrs["embedding"], attrs["embedding_dim"] = {"B": blob}, {"N": str(dim)}
+    return attrs
+
+
+def _decode(attrs: _Attrs) -> CatalogItem:
+    def text(name: str) -> str | None:
+        return attrs[name]["S"] if name in attrs else None
+
+    try:
+        status = ItemStatus(attrs["status"]["S"])
+        embedding = (
+            decode_embedding(bytes(attrs["embedding"]["B"]), int(attrs["embedding_dim"]["N"]))
+            if "embedding" in attrs
+            else None
+        )
+        return CatalogItem(
+            image_id=attrs["image_id"]["S"],
+            key=attrs["key"]["S"],
+            status=status,
+            tags={k: v["S"] for k, v in attrs.get("tags", {}).get("M", {}).items()},
+            tags_predicted=bool(attrs.get("tags_predicted", {}).get("BOOL", False)),
+            ordering_token=attrs.get("ordering_token", {}).get("S", ""),
+            embedding=embedding,
+            created_at=float(attrs["created_at"]["N"]),
+            updated_at=float(attrs["updated_at"]["N"]),
+            **{name: text(name) for name in _OPTIONAL},
+        )
+    except (KeyError, ValueError) as exc:
+        raise StoreError(f"malformed catalog item {attrs.get('pk')}: {exc!r}") from exc
+
+
+def _translate(exc: ClientError | BotoCoreError, what: str) -> FashionSearchError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = f"DynamoDB {what} failed: {code}: {error.get('Message', '')}"
+        if code == "ConditionalCheckFailedException":
+            return StaleEvent(message)
+        if code in _TRANSIENT or status >= 500:
+            return TransientStoreError(message)
+        return StoreError(message)
+    if isinstance(exc, ConnectionError | HTTPClientError):  # timeouts, resets, unreachable
+        return TransientStoreError(f"DynamoDB {what} failed: {exc}")
+    return StoreError(f"DynamoDB {what} failed: {exc}")

@@ -1,0 +1,325 @@
+"""The catalog of the embedded home: one SQLite file in WAL mode.
+
+WAL lets any number of readers run while one writer commits, across threads and processes (the
+API server and the folder watcher share the file). Each thread gets its own connection; writes
+that read first (``put_if_newer``, ``update_status``) run in ``BEGIN IMMEDIATE`` so two writers
+serialise instead of deadlocking. ``synchronous=NORMAL`` in WAL mode keeps every committed
+transaction across a ``kill -9`` of the process (the WAL is in the OS page cache); only a power
+loss can drop the last commits, and never corrupts the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fashion_search.errors import NotFound, StaleEvent, StoreError, TransientStoreError
+from fashion_search.stores.catalog import (
+    MAX_TAG_VALUES_PER_FIELD,
+    decode_embedding,
+    encode_embedding,
+)
+from fashion_search.types import CatalogItem, ItemStatus, now
+
+SCHEMA_VERSION = 2
+_BUSY_TIMEOUT_MS = 10_000
+_CHUNK = 500  # ids per IN (...) query, below SQLite's bound-parameter limit
+
+# Migrations from version N-1 to N. A new database runs them all; an older one runs the rest.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE items (
+            image_id TEXT PRIMARY KEY, key TEXT NOT NULL, bucket TEXT, status TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '{}', tags_predicted INTEGER NOT NULL DEFAULT 0,
+            display_name TEXT, content_hash TEXT, etag TEXT, version_id TEXT,
+            ordering_token TEXT NOT NULL DEFAULT '', model_id TEXT, reason TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+        "CREATE INDEX items_by_status ON items (status, updated_at)",
+        "CREATE INDEX items_by_hash ON items (content_hash) WHERE content_hash IS NOT NULL",
+        """CREATE TABLE tag_values (field TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (field, value)) WITHOUT ROWID""",
+    ),
+    # Issue #9: items keep their embedding so an index can be rebuilt without the model.
+    2: (
+        "ALTER TABLE items ADD COLUMN embedding BLOB",
+        "ALTER TABLE items ADD COLUMN embedding_dim INTEGER",
+    ),
+}
+_COLUMNS = (
+    "image_id key bucket status tags tags_predicted display_name content_hash etag version_id "
+    "ordering_token model_id reason created_at updated_at embedding embedding_dim"
+).split()
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM items"
+
+
+class SqliteCatalog:
+    """``Catalog`` port over one SQLite file (created, or migrated to ``SCHEMA_VERSION``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate(self._conn())
+
+    # -- connections and schema -------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        # A connection must not cross fork(): a child process opens its own.
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=_BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot open catalog {self.path}: {exc}") from exc
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._version(conn)
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"catalog {self.path} has schema version {version}, newer than the "
+                        f"{SCHEMA_VERSION} this fashion-search reads: upgrade fashion-search"
+                    )
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO catalog_meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"catalog {self.path} is not a usable catalog: {exc}") from exc
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "catalog_meta" not in tables:
+            if tables:
+                raise StoreError(
+                    f"{self.path} is an SQLite file but not a fashion-search catalog "
+                    f"(tables: {', '.join(sorted(tables))})"
+                )
+            conn.execute("CREATE TABLE catalog_meta (name TEXT PRIMARY KEY, value TEXT)")
+            return 0
+        row = conn.execute(
+            "SELECT value FROM catalog_meta WHERE name = 'schema_version'"
+        ).fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise StoreError(f"catalog {self.path} has no readable schema version")
+        return int(row[0])
+
+    def schema_version(self) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT value FROM catalog_meta WHERE name = 'schema_version'")
+            .fetchone()
+        )
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise TransientStoreError(f"catalog read failed: {exc}") from exc
+
+    def _write(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` in one immediate transaction."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn, *args)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.OperationalError as exc:  # "database is locked" past the busy timeout
+            raise TransientStoreError(f"catalog write failed: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"catalog write failed: {exc}") from exc
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def put(self, item: CatalogItem) -> None:
+        self._write(_store, item)
+
+    def put_if_newer(self, item: CatalogItem) -> CatalogItem:
+        result: CatalogItem = self._write(self._put_if_newer, item)
+        return result
+
+    def _put_if_newer(self, conn: sqlite3.Connection, item: CatalogItem) -> CatalogItem:
+        row = conn.execute(f"{_SELECT} WHERE image_id = ?", (item.image_id,)).fetchone()
+        stored = _item(row) if row else None
+        if stored is not None:
+            refuse_tie = item.status is not ItemStatus.DELETED
+            if stored.ordering_token > item.ordering_token or (
+                stored.ordering_token == item.ordering_token
+                and stored.status is ItemStatus.DELETED
+                and refuse_tie
+            ):
+                raise StaleEvent(
+                    f"item {item.image_id!r} holds token {stored.ordering_token!r} "
+                    f"({stored.status}); refusing {item.ordering_token!r} ({item.status})"
+                )
+        merged = _merge(stored, item)
+        _store(conn, merged)
+        return merged
+
+    def update_status(
+        self,
+        image_id: str,
+        status: ItemStatus,
+        *,
+        reason: str | None = None,
+        model_id: str | None = None,
+        expected_token: str | None = None,
+    ) -> None:
+        def update(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT ordering_token FROM items WHERE image_id = ?", (image_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no catalog item {image_id!r}")
+            if expected_token is not None and row[0] != expected_token:
+                raise StaleEvent(
+                    f"item {image_id!r} now holds token {row[0]!r}, not {expected_token!r}"
+                )
+            conn.execute(
+                "UPDATE items SET status = ?, reason = ?, model_id = coalesce(?, model_id), "
+                "updated_at = ? WHERE image_id = ?",
+                (ItemStatus(status).value, reason, model_id, now(), image_id),
+            )
+
+        self._write(update)
+
+    def delete(self, image_id: str) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM items WHERE image_id = ?", (image_id,)))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, image_id: str) -> CatalogItem | None:
+        rows = self._query(f"{_SELECT} WHERE image_id = ?", (image_id,))
+        return _item(rows[0]) if rows else None
+
+    def get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        ids = list(dict.fromkeys(image_ids))
+        found: dict[str, CatalogItem] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(f"{_SELECT} WHERE image_id IN ({marks})", chunk):
+                found[row[0]] = _item(row)
+        return found
+
+    def find_by_hash(self, content_hash: str) -> list[CatalogItem]:
+        rows = self._query(f"{_SELECT} WHERE content_hash = ? ORDER BY image_id", (content_hash,))
+        return [_item(r) for r in rows]
+
+    def by_status(self, status: ItemStatus) -> Iterator[CatalogItem]:
+        """Oldest update first, in pages, so a long reconcile does not hold a read snapshot."""
+        after: tuple[float, str] = (float("-inf"), "")
+        while True:
+            rows = self._query(
+                f"{_SELECT} WHERE status = ? AND (updated_at, image_id) > (?, ?) "
+                "ORDER BY updated_at, image_id LIMIT ?",
+                (ItemStatus(status).value, after[0], after[1], _CHUNK),
+            )
+            yield from (_item(r) for r in rows)
+            if len(rows) < _CHUNK:
+                return
+            after = (rows[-1][14], rows[-1][0])
+
+    def count(self, status: ItemStatus | None = None) -> int:
+        if status is None:
+            return int(self._query("SELECT count(*) FROM items")[0][0])
+        sql = "SELECT count(*) FROM items WHERE status = ?"
+        return int(self._query(sql, (ItemStatus(status).value,))[0][0])
+
+    def tag_values(self) -> dict[str, list[str]]:
+        """Every value ever written for each field (kept when items go, like the DynamoDB
+        aggregate: a stale value in a filter menu just matches nothing)."""
+        values: dict[str, list[str]] = {}
+        for field, value in self._query("SELECT field, value FROM tag_values ORDER BY 1, 2"):
+            values.setdefault(field, []).append(value)
+        return values
+
+
+def _merge(stored: CatalogItem | None, item: CatalogItem) -> CatalogItem:
+    """``item``, keeping the loader's tags/display name when it has none, and the creation time."""
+    if stored is None:
+        return item
+    keep_tags = not item.tags
+    return dataclasses.replace(
+        item,
+        tags=dict(stored.tags) if keep_tags else dict(item.tags),
+        tags_predicted=stored.tags_predicted if keep_tags else item.tags_predicted,
+        display_name=item.display_name or stored.display_name,
+        created_at=stored.created_at,
+    )
+
+
+def _store(conn: sqlite3.Connection, item: CatalogItem) -> None:
+    blob, dim = encode_embedding(item.embedding) if item.embedding is not None else (None, None)
+    row = (
+        item.image_id, item.key, item.bucket, ItemStatus(item.status).value,
+        json.dumps(item.tags, sort_keys=True), int(item.tags_predicted), item.display_name,
+        item.content_hash, item.etag, item.version_id, item.ordering_token, item.model_id,
+        item.reason, item.created_at, item.updated_at, blob, dim,
+    )  # fmt: skip
+    marks = ",".join("?" * len(_COLUMNS))
+    conn.execute(f"INSERT OR REPLACE INTO items ({', '.join(_COLUMNS)}) VALUES ({marks})", row)
+    for field, value in item.tags.items():
+        conn.execute(
+            "INSERT OR IGNORE INTO tag_values SELECT ?, ? "
+            "WHERE (SELECT count(*) FROM tag_values WHERE field = ?) < ?",
+            (field, str(value), field, MAX_TAG_VALUES_PER_FIELD),
+        )
+
+
+def _item(row: tuple[Any, ...]) -> CatalogItem:
+    r = dict(zip(_COLUMNS, row, strict=True))
+    try:
+        status = ItemStatus(r["status"])
+    except ValueError as exc:
+        raise StoreError(f"item {r['image_id']!r} has unknown status {r['status']!r}") from exc
+    blob, dim = r.pop("embedding"), r.pop("embedding_dim")
+    r.update(
+        status=status,
+        tags=json.loads(r["tags"]),
+        tags_predicted=bool(r["tags_predicted"]),
+        embedding=decode_embedding(blob, dim) if blob is not None else None,
+    )
+    return CatalogItem(**r)

@@ -1,0 +1,290 @@
+"""The Pinecone adapter: the real ``pinecone`` SDK (10.x, REST data plane).
+
+Everything Pinecone would refuse is refused here first, with our named errors, so a bad record
+never costs a round trip and never fails half a batch: filters (``InvalidFilter``), ids, vector
+dimension and values, metadata types and the 40 KB per-vector cap. Requests are cut to
+Pinecone's limits (https://docs.pinecone.io/reference/api/database-limits): at most 1000
+vectors and 2 MB per upsert, 1000 ids per fetch and delete.
+
+Retries: the SDK's transport already retries 429, 408 and 5xx answers and connection errors or
+timeouts, with decorrelated-jitter backoff that honours ``Retry-After`` (3 retries, a per-host
+retry budget). We do not stack a second loop on top; what is still failing after that becomes
+``TransientStoreError`` (worth retrying later: ingest leaves the record for redelivery), and any
+other vendor error becomes ``StoreError``, always ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import numpy as np
+from pinecone import Pinecone
+from pinecone.errors.exceptions import (
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    PineconeConnectionError,
+    PineconeError,
+    PineconeTimeoutError,
+    RateLimitError,
+    ServiceError,
+)
+
+from fashion_search.errors import ConfigError, InvalidInput, StoreError, TransientStoreError
+from fashion_search.stores.filters import compile_filter, validate_metadata, validate_record_id
+from fashion_search.types import Filter, Match, Vector, VectorRecord
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_UPSERT_VECTORS = 1000
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+MAX_IDS = 1000
+MAX_TOP_K = 10_000
+# Fetch sends ids in the query string: keep the URL well under common 16-64 KB line limits.
+MAX_FETCH_QUERY_CHARS = 12_000
+LIST_PAGE = 100
+# A float64 in JSON is at most 24 characters ("-1.2345678901234567e-308") plus a comma; with
+# this bound a batch provably fits under 2 MB without encoding it twice.
+_FLOAT_CHARS = 25
+_ENVELOPE = 256
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _translate(what: str, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (RateLimitError, ServiceError, PineconeTimeoutError, PineconeConnectionError) as exc:
+        raise TransientStoreError(f"Pinecone {what} failed, retry later: {exc.message}") from exc
+    except ApiError as exc:
+        if exc.status_code in _TRANSIENT_STATUS:
+            raise TransientStoreError(f"Pinecone {what} failed: {exc.message}") from exc
+        raise StoreError(f"Pinecone refused the {what}: {exc.message}") from exc
+    except PineconeError as exc:
+        raise StoreError(f"Pinecone {what} failed: {exc.message}") from exc
+
+
+def _values(vector: Vector, dimension: int, record_id: str) -> list[float]:
+    array = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if array.shape[0] != dimension:
+        raise InvalidInput(
+            f"vector {record_id!r} has dimension {array.shape[0]}; the index has {dimension}",
+            field="values",
+        )
+    if not np.isfinite(array).all() or not array.any():
+        raise InvalidInput(
+            f"vector {record_id!r} is all zeros or not finite; cosine needs a non-zero finite "
+            "vector",
+            field="values",
+        )
+    values: list[float] = array.tolist()
+    return values
+
+
+class PineconeVectorIndex:
+    """A serverless Pinecone index (cosine), created on first use if it does not exist.
+
+    ``host`` is the index's data-plane host: when given, the control plane is not called (no
+    describe, no create) and the dimension is checked against ``describe_index_stats``.
+    ``client`` is an injected ``pinecone.Pinecone`` (tests point it at a local server).
+    """
+
+    def __init__(
+        self,
+        index_name: str,
+        *,
+        api_key: str,
+        dimension: int,
+        host: str | None = None,
+        cloud: str = "aws",
+        region: str = "us-east-1",
+        client: Pinecone | None = None,
+        timeout_s: float = 30.0,
+        ready_timeout_s: int = 300,
+    ) -> None:
+        self._dimension = dimension
+        self._name = index_name
+        self._owns_client = client is None
+        try:
+            self._client = client or Pinecone(api_key=api_key, timeout=timeout_s)
+        except PineconeError as exc:
+            raise ConfigError(f"cannot create the Pinecone client: {exc.message}") from exc
+        if host:
+            self._index = _translate("connect", lambda: self._client.index(host=host))
+            stats = _translate("stats", self._index.describe_index_stats)
+            self._check_dimension(stats.dimension)
+        else:
+            index_host = self._ensure_index(cloud, region, ready_timeout_s)
+            self._index = _translate("connect", lambda: self._client.index(host=index_host))
+
+    def _describe(self) -> Any:
+        try:
+            return self._client.indexes.describe(self._name)
+        except NotFoundError:
+            return None
+
+    def _create(self, cloud: str, region: str, ready_timeout_s: int) -> Any:
+        log.info("creating Pinecone index %s (%d-d, cosine)", self._name, self._dimension)
+        dense = {"type": "dense_vector", "dimension": self._dimension, "metric": "cosine"}
+        try:
+            return self._client.indexes.create(
+                name=self._name,
+                schema={"fields": {"_values": dense}},
+                deployment={"deployment_type": "managed", "cloud": cloud, "region": region},
+                timeout=ready_timeout_s,
+            )
+        except ConflictError:  # another process created it first
+            return self._client.indexes.describe(self._name)
+
+    def _ensure_index(self, cloud: str, region: str, ready_timeout_s: int) -> str:
+        model = _translate("describe", self._describe)
+        if model is None:
+            model = _translate(
+                "index creation", lambda: self._create(cloud, region, ready_timeout_s)
+            )
+        field = model.schema.fields.get("_values")
+        self._check_dimension(getattr(field, "dimension", None))
+        metric = getattr(field, "metric", None)
+        if metric != "cosine":
+            raise ConfigError(
+                f"Pinecone index {self._name!r} uses metric {metric!r}; this service needs cosine",
+                field="FASHION_SEARCH_AWS__PINECONE_INDEX",
+            )
+        if not model.host:
+            raise TransientStoreError(f"Pinecone index {self._name!r} has no host yet")
+        return str(model.host)
+
+    def _check_dimension(self, found: int | None) -> None:
+        if found is not None and found != self._dimension:
+            raise ConfigError(
+                f"Pinecone index {self._name!r} holds {found}-d vectors but the model makes "
+                f"{self._dimension}-d ones: use another index",
+                field="FASHION_SEARCH_AWS__PINECONE_INDEX",
+            )
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def close(self) -> None:
+        """Close the data-plane connections, and the client when this adapter made it."""
+        self._index.close()
+        if self._owns_client:
+            self._client.close()
+
+    def upsert(self, records: Sequence[VectorRecord], *, namespace: str = "") -> int:
+        batches: list[list[dict[str, Any]]] = [[]]
+        size = _ENVELOPE
+        for record in records:
+            record_id = validate_record_id(record.id)
+            encoded = validate_metadata(record.metadata, record_id=record_id)
+            item = {
+                "id": record_id,
+                "values": _values(record.values, self._dimension, record_id),
+                "metadata": dict(record.metadata),
+            }
+            item_size = _FLOAT_CHARS * self._dimension + len(encoded.encode())
+            item_size += len(json.dumps(record_id)) + 64
+            if len(batches[-1]) >= MAX_UPSERT_VECTORS or size + item_size > MAX_REQUEST_BYTES:
+                batches.append([])
+                size = _ENVELOPE
+            batches[-1].append(item)
+            size += item_size
+        written = 0
+        for batch in batches:
+            if batch:
+                response = _translate(
+                    "upsert", partial(self._index.upsert, vectors=batch, namespace=namespace)
+                )
+                written += response.upserted_count
+        return written
+
+    def query(
+        self,
+        vector: Vector,
+        *,
+        top_k: int,
+        filter: Filter | None = None,
+        include_metadata: bool = True,
+        namespace: str = "",
+    ) -> list[Match]:
+        compile_filter(filter)  # InvalidFilter before any network call
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
+        values = _values(vector, self._dimension, "query")
+        response = _translate(
+            "query",
+            lambda: self._index.query(
+                vector=values,
+                top_k=top_k,
+                filter=filter or None,
+                include_metadata=include_metadata,
+                include_values=False,
+                namespace=namespace,
+            ),
+        )
+        return [
+            Match(id=m.id, score=float(m.score), metadata=dict(m.metadata or {}))
+            for m in response.matches
+        ]
+
+    def fetch(self, ids: Sequence[str], *, namespace: str = "") -> dict[str, VectorRecord]:
+        out: dict[str, VectorRecord] = {}
+        for chunk in _fetch_chunks(list(dict.fromkeys(ids))):
+            response = _translate(
+                "fetch", partial(self._index.fetch, ids=chunk, namespace=namespace)
+            )
+            for record_id, vector in response.vectors.items():
+                out[record_id] = VectorRecord(
+                    record_id, np.asarray(vector.values, dtype=np.float32), vector.metadata or {}
+                )
+        return out
+
+    def delete(self, ids: Sequence[str], *, namespace: str = "") -> None:
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), MAX_IDS):
+            chunk = unique[start : start + MAX_IDS]
+            _translate("delete", partial(self._index.delete, ids=chunk, namespace=namespace))
+
+    def count(self, *, namespace: str = "") -> int:
+        stats = _translate("stats", self._index.describe_index_stats)
+        summary = stats.namespaces.get(namespace)
+        return 0 if summary is None else int(summary.vector_count)
+
+    def iter_ids(self, *, namespace: str = "") -> Iterator[str]:
+        token: str | None = None
+        while True:
+            page = _translate(
+                "list",
+                partial(
+                    self._index.list_paginated,
+                    namespace=namespace,
+                    limit=LIST_PAGE,
+                    pagination_token=token,
+                ),
+            )
+            for item in page.vectors:
+                if item.id is not None:
+                    yield item.id
+            token = page.pagination.next if page.pagination else None
+            if not token:
+                return
+
+
+def _fetch_chunks(ids: list[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    chars = 0
+    for record_id in ids:
+        cost = len(quote(record_id, safe="")) + 5  # "&ids="
+        if chunk and (len(chunk) >= MAX_IDS or chars + cost > MAX_FETCH_QUERY_CHARS):
+            yield chunk
+            chunk, chars = [], 0
+        chunk.append(record_id)
+        chars += cost
+    if chunk:
+        yield chunk

@@ -1,0 +1,490 @@
+"""One contract for every vector index: the embedded one, and Pinecone through the real SDK
+against a local server speaking Pinecone's REST API (tests/fakes/pinecone_api.py).
+
+Then what only one adapter has: Pinecone's request limits, retries and error translation; the
+embedded index's durability (kill -9), isolation (a concurrent reader process) and reopening.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fashion_search.errors import (
+    ConfigError,
+    InvalidFilter,
+    InvalidInput,
+    PayloadTooLarge,
+    StoreError,
+    TransientStoreError,
+)
+from fashion_search.stores.filters import matches
+from fashion_search.stores.vectors import VectorIndex
+from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
+from fashion_search.types import VectorRecord
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pinecone import Pinecone
+
+from tests.fakes.pinecone_api import FakePinecone
+
+DIM = 8
+MakeIndex = Callable[[int], VectorIndex]
+
+
+def unit(seed: int, dim: int = DIM) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def record(i: int, **metadata: Any) -> VectorRecord:
+    return VectorRecord(f"img-{i:05d}", unit(i), dict(metadata))
+
+
+@pytest.fixture(params=["embedded", "pinecone"])
+def adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_index(adapter: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeIndex]:
+    closers: list[Callable[[], None]] = []
+
+    def make(dimension: int = DIM) -> VectorIndex:
+        if adapter == "embedded":
+            index = EmbeddedVectorIndex(tmp_path / uuid.uuid4().hex, dimension=dimension)
+            closers.append(index.close)
+            return index
+        fake: FakePinecone = request.getfixturevalue("pinecone_fake")
+        client = Pinecone(api_key=fake.api_key, host=fake.url)
+        pinecone_index = PineconeVectorIndex(
+            f"t-{uuid.uuid4().hex[:12]}", api_key=fake.api_key, dimension=dimension, client=client
+        )
+        closers.extend([client.close, pinecone_index.close])
+        return pinecone_index
+
+    yield make
+    for close in reversed(closers):
+        close()
+
+
+@pytest.fixture
+def index(make_index: MakeIndex) -> VectorIndex:
+    return make_index(DIM)
+
+
+# -- the contract -------------------------------------------------------------------------------
+
+
+def test_query_ranks_by_cosine_and_returns_metadata(index: VectorIndex) -> None:
+    records = [record(i, colour=["Red", "Blue"][i % 2], year=2010 + i) for i in range(20)]
+    assert index.upsert(records) == 20
+    q = unit(3) + 0.3 * unit(99)
+    got = index.query(q, top_k=5)
+    expected = sorted(records, key=lambda r: -float(r.values @ q / np.linalg.norm(q)))[:5]
+    assert [m.id for m in got] == [r.id for r in expected]
+    assert got[0].id == "img-00003"
+    assert got[0].metadata == {"colour": "Blue", "year": 2013}
+    assert got[0].score == pytest.approx(float(unit(3) @ q / np.linalg.norm(q)), abs=1e-5)
+    bare = index.query(q, top_k=2, include_metadata=False)
+    assert [m.id for m in bare] == [r.id for r in expected[:2]]
+    assert all(m.metadata == {} for m in bare)
+    assert [m.id for m in index.query(q, top_k=50)][:5] == [r.id for r in expected]
+    assert len(index.query(q, top_k=50)) == 20
+
+
+def test_filtered_query_returns_only_matching(index: VectorIndex) -> None:
+    index.upsert([record(i, colour=["Red", "Blue"][i % 2], year=2010 + i) for i in range(20)])
+    got = index.query(unit(0), top_k=20, filter={"colour": "Red", "year": {"$gte": 2014}})
+    assert sorted(m.id for m in got) == [f"img-{i:05d}" for i in range(4, 20, 2)]
+    assert index.query(unit(0), top_k=5, filter={"colour": "Green"}) == []
+
+
+def test_upsert_replaces_by_id(index: VectorIndex) -> None:
+    index.upsert([record(1, colour="Red"), record(2, colour="Red")])
+    index.upsert([VectorRecord("img-00001", unit(500), {"colour": "Blue"})])
+    assert index.count() == 2
+    top = index.query(unit(500), top_k=1)[0]
+    assert (top.id, top.metadata) == ("img-00001", {"colour": "Blue"})
+    assert [m.id for m in index.query(unit(1), top_k=5, filter={"colour": "Red"})] == ["img-00002"]
+
+
+def test_fetch_returns_stored_records_and_skips_missing(index: VectorIndex) -> None:
+    index.upsert([record(1, tags=["a", "b"], sale=True), record(2)])
+    got = index.fetch(["img-00001", "nope", "img-00002"])
+    assert set(got) == {"img-00001", "img-00002"}
+    assert got["img-00001"].metadata == {"tags": ["a", "b"], "sale": True}
+    np.testing.assert_allclose(got["img-00001"].values, unit(1), atol=1e-6)
+    assert index.fetch([]) == {}
+
+
+def test_delete_and_count(index: VectorIndex) -> None:
+    index.upsert([record(i) for i in range(5)])
+    index.delete(["img-00001", "img-00003", "never-there"])
+    index.delete(["img-00001"])  # twice is a no-op
+    assert index.count() == 3
+    assert sorted(index.iter_ids()) == ["img-00000", "img-00002", "img-00004"]
+    assert "img-00001" not in {m.id for m in index.query(unit(1), top_k=10)}
+
+
+def test_namespaces_are_separate(index: VectorIndex) -> None:
+    index.upsert([record(1)], namespace="a")
+    index.upsert([record(2), record(3)], namespace="b")
+    assert (index.count(namespace="a"), index.count(namespace="b"), index.count()) == (1, 2, 0)
+    assert [m.id for m in index.query(unit(2), top_k=5, namespace="a")] == ["img-00001"]
+    assert index.fetch(["img-00002"], namespace="a") == {}
+    assert index.query(unit(2), top_k=5, namespace="empty") == []
+
+
+def test_iter_ids_pages_through_everything(index: VectorIndex) -> None:
+    index.upsert([record(i) for i in range(1234)])
+    ids = list(index.iter_ids())
+    assert sorted(ids) == [f"img-{i:05d}" for i in range(1234)]
+    assert index.count() == 1234
+
+
+BAD_FILTERS: list[Any] = [
+    {"colour": {"$regex": "R"}},
+    {"$not": {"colour": "Red"}},
+    {"year": {"$gt": "2010"}},
+    {"colour": ["Red"]},
+    {"$or": []},
+]
+
+
+@pytest.mark.parametrize("bad", BAD_FILTERS)
+def test_bad_filter_is_refused_before_any_request(
+    adapter: str, index: VectorIndex, bad: Any, request: pytest.FixtureRequest
+) -> None:
+    before = (
+        request.getfixturevalue("pinecone_fake").count("/query") if adapter == "pinecone" else 0
+    )
+    with pytest.raises(InvalidFilter):
+        index.query(unit(1), top_k=3, filter=bad)
+    if adapter == "pinecone":
+        assert request.getfixturevalue("pinecone_fake").count("/query") == before
+
+
+def test_bad_input_is_refused_with_named_errors(index: VectorIndex) -> None:
+    with pytest.raises(InvalidInput, match="dimension"):
+        index.upsert([VectorRecord("x", np.ones(DIM + 1, dtype=np.float32))])
+    with pytest.raises(InvalidInput, match="zeros"):
+        index.upsert([VectorRecord("x", np.zeros(DIM, dtype=np.float32))])
+    with pytest.raises(InvalidInput, match="null"):
+        index.upsert([VectorRecord("x", unit(1), {"colour": None})])  # type: ignore[dict-item]
+    with pytest.raises(InvalidInput):
+        index.upsert([VectorRecord("x", unit(1), {"n": [1, 2]})])  # type: ignore[list-item]
+    with pytest.raises(PayloadTooLarge):
+        index.upsert([VectorRecord("x", unit(1), {"blob": "x" * 41_000})])
+    with pytest.raises(InvalidInput):
+        index.upsert([VectorRecord("", unit(1))])
+    for top_k in (0, 10_001):
+        with pytest.raises(InvalidInput, match="top_k"):
+            index.query(unit(1), top_k=top_k)
+    assert index.count() == 0
+
+
+# -- the property: same ids as brute force, on every adapter ------------------------------------
+
+COLOURS = ["Red", "Blue", "Green"]
+TAGS = ["a", "b", "c"]
+FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "colour": st.sampled_from(COLOURS),
+    "year": st.sampled_from([2010, 2011, 2012, 2012.5, 2013]),
+    "tags": st.lists(st.sampled_from(TAGS), max_size=3, unique=True),
+    "sale": st.booleans(),
+}
+SCALARS = st.sampled_from([*COLOURS, *TAGS, 2010, 2011, 2012.5, 2013, True, False, "2011"])
+NUMBERS = st.sampled_from([2009, 2010, 2011.0, 2012, 2012.5, 2014])
+FIELDS = st.sampled_from([*FIELD_VALUES, "missing"])
+IN_VALUES = st.lists(st.sampled_from([*COLOURS, *TAGS, 2010, 2012.5, "2011"]), max_size=3)
+
+LEAF = st.one_of(
+    st.builds(lambda f, v: {f: v}, FIELDS, SCALARS),
+    st.builds(lambda f, op, v: {f: {op: v}}, FIELDS, st.sampled_from(["$eq", "$ne"]), SCALARS),
+    st.builds(
+        lambda f, op, v: {f: {op: v}},
+        FIELDS,
+        st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
+        NUMBERS,
+    ),
+    st.builds(lambda f, op, v: {f: {op: v}}, FIELDS, st.sampled_from(["$in", "$nin"]), IN_VALUES),
+    st.builds(lambda f, v: {f: {"$exists": v}}, FIELDS, st.booleans()),
+)
+FILTERS = st.recursive(
+    LEAF,
+    lambda inner: st.builds(
+        lambda op, parts: {op: parts},
+        st.sampled_from(["$and", "$or"]),
+        st.lists(inner, min_size=1, max_size=3),
+    ),
+    max_leaves=5,
+)
+METADATA = st.fixed_dictionaries({}, optional=FIELD_VALUES)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    metadata=st.lists(METADATA, min_size=1, max_size=25),
+    filters=st.lists(FILTERS, min_size=1, max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_same_ids_as_brute_force(
+    index: VectorIndex, metadata: list[dict[str, Any]], filters: list[Any], seed: int
+) -> None:
+    namespace = uuid.uuid4().hex  # one fresh namespace per example, one index per test
+    vectors = [unit(seed * 100 + i) for i in range(len(metadata))]
+    records = [
+        VectorRecord(f"r{i}", v, m) for i, (v, m) in enumerate(zip(vectors, metadata, strict=True))
+    ]
+    index.upsert(records, namespace=namespace)
+    q = unit(seed + 7)
+    for f in filters:
+        got = index.query(q, top_k=len(records), filter=f, namespace=namespace)
+        expected = {r.id: float(r.values @ q) for r in records if matches(f, r.metadata)}
+        assert {m.id for m in got} == set(expected), f
+        for m in got:
+            assert m.score == pytest.approx(expected[m.id], abs=1e-5)
+        assert [m.score for m in got] == sorted((m.score for m in got), reverse=True)
+
+
+# -- Pinecone only: limits, index creation, retries, error translation --------------------------
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The SDK's backoff sleeps, recorded instead of slept (the SDK's documented test seam)."""
+    from pinecone._internal import http_client
+
+    recorded: list[float] = []
+    monkeypatch.setattr(http_client, "_retry_sleep", recorded.append)
+    return recorded
+
+
+def pinecone_index(
+    fake: FakePinecone, *, dimension: int = DIM, name: str | None = None, timeout_s: float = 30.0
+) -> tuple[PineconeVectorIndex, Pinecone]:
+    client = Pinecone(api_key=fake.api_key, host=fake.url, timeout=timeout_s)
+    name = name or f"t-{uuid.uuid4().hex[:12]}"
+    return PineconeVectorIndex(name, api_key="", dimension=dimension, client=client), client
+
+
+@pytest.fixture
+def pinecone_pair(pinecone_fake: FakePinecone) -> Iterator[PineconeVectorIndex]:
+    index, client = pinecone_index(pinecone_fake)
+    yield index
+    index.close()
+    client.close()
+
+
+def test_pinecone_creates_a_missing_index_once(pinecone_fake: FakePinecone) -> None:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    first, client = pinecone_index(pinecone_fake, name=name)
+    second = PineconeVectorIndex(name, api_key="", dimension=DIM, client=client)
+    created = pinecone_fake.indexes[name]
+    assert (created.dimension, created.metric) == (DIM, "cosine")
+    assert sum(1 for s in pinecone_fake.seen if (s.method, s.path) == ("POST", "/indexes")) == 1
+    for index in (first, second):
+        index.close()
+    client.close()
+
+
+@pytest.mark.parametrize(("dimension", "metric"), [(DIM + 1, "cosine"), (DIM, "dotproduct")])
+def test_pinecone_refuses_an_index_of_another_shape(
+    pinecone_fake: FakePinecone, dimension: int, metric: str
+) -> None:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    pinecone_fake.create_index(name, dimension=dimension, metric=metric)
+    client = Pinecone(api_key=pinecone_fake.api_key, host=pinecone_fake.url)
+    with pytest.raises(ConfigError, match=name):
+        PineconeVectorIndex(name, api_key="", dimension=DIM, client=client)
+    client.close()
+
+
+def test_pinecone_batches_upserts_within_count_and_size_limits(pinecone_fake: FakePinecone) -> None:
+    small, client = pinecone_index(pinecone_fake)
+    assert small.upsert([record(i) for i in range(2500)]) == 2500
+    counts = [s.items for s in pinecone_fake.seen if s.path.endswith("/vectors/upsert")]
+    assert counts == [1000, 1000, 500]
+    pinecone_fake.clear()
+    wide, wide_client = pinecone_index(pinecone_fake, dimension=1536)
+    notes = "x" * 20_000  # wide vectors plus large metadata hit 2 MB long before 1000 vectors
+    records = [VectorRecord(f"w{i}", unit(i, 1536), {"notes": notes}) for i in range(150)]
+    assert wide.upsert(records) == 150
+    sizes = [s.body_bytes for s in pinecone_fake.seen if s.path.endswith("/vectors/upsert")]
+    assert len(sizes) > 1 and max(sizes) <= 2 * 1024 * 1024
+    assert wide.count() == 150
+    for closeable in (small, wide, client, wide_client):
+        closeable.close()
+
+
+def test_pinecone_fetch_and_delete_send_at_most_1000_ids(
+    pinecone_fake: FakePinecone, pinecone_pair: PineconeVectorIndex
+) -> None:
+    pinecone_pair.upsert([record(i) for i in range(2100)])
+    ids = [f"img-{i:05d}" for i in range(2100)]
+    assert len(pinecone_pair.fetch(ids)) == 2100
+    pinecone_pair.delete(ids[:2050])
+    assert pinecone_pair.count() == 50
+    per_request = [s.items for s in pinecone_fake.seen if s.path.endswith(("/fetch", "/delete"))]
+    assert per_request and max(per_request) <= 1000
+
+
+def test_pinecone_retries_5xx_and_429_with_backoff(
+    pinecone_fake: FakePinecone, pinecone_pair: PineconeVectorIndex, sleeps: list[float]
+) -> None:
+    pinecone_fake.fail_next("/vectors/upsert", times=2, status=503)
+    assert pinecone_pair.upsert([record(1)]) == 1
+    assert pinecone_fake.count("/vectors/upsert") == 3
+    assert len(sleeps) == 2 and all(s > 0 for s in sleeps)
+    pinecone_fake.fail_next("/query", times=1, status=429, retry_after="0")
+    assert [m.id for m in pinecone_pair.query(unit(1), top_k=1)] == ["img-00001"]
+    assert pinecone_fake.count("/query") == 2
+
+
+def test_pinecone_still_failing_after_retries_is_transient(
+    pinecone_fake: FakePinecone, pinecone_pair: PineconeVectorIndex, sleeps: list[float]
+) -> None:
+    from pinecone.errors.exceptions import PineconeError
+
+    pinecone_fake.fail_next("/query", times=20, status=503)
+    with pytest.raises(TransientStoreError) as caught:
+        pinecone_pair.query(unit(1), top_k=1)
+    assert isinstance(caught.value.__cause__, PineconeError)
+    pinecone_fake.fail_next("/vectors/delete", status=400)
+    with pytest.raises(StoreError) as refused:
+        pinecone_pair.delete(["a"])
+    assert not isinstance(refused.value, TransientStoreError)
+
+
+def test_pinecone_retries_a_timed_out_request(
+    pinecone_fake: FakePinecone, sleeps: list[float]
+) -> None:
+    index, client = pinecone_index(pinecone_fake, timeout_s=0.5)
+    index.upsert([record(1)])
+    pinecone_fake.fail_next("/query", delay_s=1.5)  # the first attempt stalls past the timeout
+    assert [m.id for m in index.query(unit(1), top_k=1)] == ["img-00001"]
+    assert pinecone_fake.count("/query") == 2
+    index.close()
+    client.close()
+
+
+def test_pinecone_wrong_key_is_a_store_error(pinecone_fake: FakePinecone) -> None:
+    client = Pinecone(api_key="wrong-key", host=pinecone_fake.url)
+    with pytest.raises(StoreError, match="Invalid API Key"):
+        PineconeVectorIndex("t-any", api_key="", dimension=DIM, client=client)
+    client.close()
+
+
+# -- embedded only: durability, isolation, reopening ---------------------------------------------
+
+WRITER = """
+import sys
+import numpy as np
+from pathlib import Path
+from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.types import VectorRecord
+
+def vec(batch, j):
+    v = np.random.default_rng(batch * 10 + j).normal(size=8).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+index = EmbeddedVectorIndex(Path(sys.argv[1]), dimension=8)
+batch = 0
+while True:
+    index.upsert([VectorRecord(f"b{batch}-{j}", vec(batch, j), {"batch": batch}) for j in range(5)])
+    print(batch, flush=True)  # acknowledged: upsert returned
+    batch += 1
+"""
+
+
+def vec(batch: int, j: int) -> np.ndarray:
+    v = np.random.default_rng(batch * 10 + j).normal(size=8).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[tuple[Path, Any]]:
+    import subprocess
+    import sys
+
+    path = tmp_path / "index"
+    EmbeddedVectorIndex(path, dimension=8).close()  # created before the reader opens it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    yield path, proc
+    proc.kill()
+    proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
+def test_acknowledged_upserts_survive_kill_9(writer: tuple[Path, Any]) -> None:
+    import os
+    import signal
+
+    path, proc = writer
+    acked = [int(proc.stdout.readline()) for _ in range(30)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    index = EmbeddedVectorIndex(path, dimension=8)
+    stored = index.count()
+    assert stored % 5 == 0 and stored >= 5 * len(acked)  # whole batches only, none lost
+    got = index.fetch([f"b{b}-{j}" for b in acked for j in range(5)])
+    assert len(got) == 5 * len(acked)
+    np.testing.assert_allclose(got["b29-4"].values, vec(29, 4), atol=1e-6)
+    assert [m.id for m in index.query(vec(7, 2), top_k=1)] == ["b7-2"]
+    index.upsert([record(1)])  # still writable after the crash
+    assert index.count() == stored + 1
+    index.close()
+
+
+def test_a_concurrent_reader_never_sees_a_partial_batch(writer: tuple[Path, Any]) -> None:
+    path, proc = writer
+    proc.stdout.readline()  # the writer is running
+    reader = EmbeddedVectorIndex(path, dimension=8)
+    seen_counts: set[int] = set()
+    give_up = time.monotonic() + 30  # a bound on the loop, not a timing assertion
+    while len(seen_counts) < 3 and time.monotonic() < give_up:
+        count = reader.count()
+        seen_counts.add(count)
+        assert count % 5 == 0
+        last = count // 5 - 1
+        got = reader.query(vec(last, 3), top_k=10, filter={"batch": last})
+        assert sorted(m.id for m in got) == [f"b{last}-{j}" for j in range(5)]
+        assert got[0].id == f"b{last}-3" and got[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(seen_counts) >= 3  # the writer really was committing while we read
+    reader.close()
+
+
+def test_reopen_keeps_everything_and_checks_the_schema(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "index"
+    index = EmbeddedVectorIndex(path, dimension=DIM)
+    index.upsert([record(i, colour=["Red", "Blue"][i % 2]) for i in range(300)])
+    index.delete(["img-00000"])
+    before = index.query(unit(5), top_k=7, filter={"colour": "Blue"})
+    index.close()
+    reopened = EmbeddedVectorIndex(path, dimension=DIM)
+    assert reopened.count() == 299
+    assert reopened.query(unit(5), top_k=7, filter={"colour": "Blue"}) == before
+    reopened.close()
+    with pytest.raises(StoreError, match="dimension|-d"):
+        EmbeddedVectorIndex(path, dimension=DIM + 1)
+    with sqlite3.connect(path / "index.sqlite") as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        EmbeddedVectorIndex(path, dimension=DIM)

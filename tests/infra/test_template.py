@@ -1,0 +1,284 @@
+"""template.yaml is wired the way the system needs: what S3 sends reaches the function that
+ingests it, failures end in a DLQ, nothing can write where ingest is triggered, the API cannot
+Scan, and every name the template hands the code is a real setting and a real handler."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fashion_search.settings import ENV_PREFIX, Settings
+
+from infra.build_lambda import ROOT, TEMPLATE, load_template, read_specs
+
+# Stand-ins for pseudo parameters when a !Sub string is turned into a concrete ARN/name.
+PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws"}
+S3_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:RestoreObject")
+DYNAMODB_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def resolve(value: Any, template: dict[str, Any]) -> Any:
+    """A concrete value for ``!Sub``/``!Ref`` of parameters (their defaults) and pseudo
+    parameters; other references come back as ``<LogicalId>`` placeholders."""
+    params = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
+
+    def lookup(name: str) -> str:
+        if name in PSEUDO:
+            return PSEUDO[name]
+        return params.get(name, f"<{name}>")
+
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        assert isinstance(text, str), "only the one-argument !Sub form is used"
+        return re.sub(r"\$\{([^}]+)\}", lambda m: lookup(m.group(1)), text)
+    if isinstance(value, dict) and "Ref" in value:
+        return lookup(value["Ref"])
+    return value
+
+
+def function_statements(fn: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in fn["Properties"].get("Policies", []):
+        # SAM policy templates (S3CrudPolicy, ...) grant whole buckets/tables; only inline
+        # statements can be checked, so only inline statements are allowed.
+        assert isinstance(policy, dict) and "Statement" in policy, f"policy template {policy}"
+        yield from policy["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def bucket_name(template: dict[str, Any]) -> str:
+    (bucket,) = resources_of(template, "AWS::S3::Bucket").values()
+    name = resolve(bucket["Properties"]["BucketName"], template)
+    assert isinstance(name, str) and "<" not in name
+    return name
+
+
+def test_cfn_lint_passes() -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    proc = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_s3_notifications_reach_the_queue_the_ingest_function_reads(
+    template: dict[str, Any],
+) -> None:
+    (bucket,) = resources_of(template, "AWS::S3::Bucket").values()
+    configs = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    events = {c["Event"] for c in configs}
+    assert {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"} <= events
+    queues = {c["Queue"]["Fn::GetAtt"][0] for c in configs}
+    assert len(queues) == 1
+    (queue_id,) = queues
+    for c in configs:
+        (rule,) = c["Filter"]["S3Key"]["Rules"]
+        assert rule == {"Name": "prefix", "Value": {"Ref": "IngestPrefix"}}
+
+    ingest = template["Resources"]["IngestFunction"]
+    sqs_events = [e for e in ingest["Properties"]["Events"].values() if e["Type"] == "SQS"]
+    assert [e["Properties"]["Queue"] for e in sqs_events] == [{"Fn::GetAtt": [queue_id, "Arn"]}]
+    assert sqs_events[0]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # The code filters on the same prefix the notification uses.
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["FASHION_SEARCH_AWS__INGEST_PREFIX"] == {"Ref": "IngestPrefix"}
+
+    # S3 may send to the queue (only from this bucket), and the policy exists before the bucket.
+    policies = resources_of(template, "AWS::SQS::QueuePolicy").values()
+    (policy,) = [p for p in policies if {"Ref": queue_id} in p["Properties"]["Queues"]]
+    (stmt,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert stmt["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert stmt["Action"] == "sqs:SendMessage"
+    source = resolve(stmt["Condition"]["ArnEquals"]["aws:SourceArn"], template)
+    assert source == f"arn:aws:s3:::{bucket_name(template)}"
+    assert "IngestQueuePolicy" in as_list(bucket.get("DependsOn", []))
+
+
+def test_dead_letter_queue_and_visibility_timeout(template: dict[str, Any]) -> None:
+    queue = template["Resources"]["IngestQueue"]["Properties"]
+    redrive = queue["RedrivePolicy"]
+    dlq_id = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][dlq_id]["Type"] == "AWS::SQS::Queue"
+    assert 1 <= redrive["maxReceiveCount"] <= 10
+    ingest = template["Resources"]["IngestFunction"]["Properties"]
+    (event,) = ingest["Events"].values()
+    window = event["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+    # AWS: visibility >= 6 x function timeout (+ the batching window).
+    assert queue["VisibilityTimeout"] >= 6 * ingest["Timeout"] + window
+    # Alarms watch the DLQ and the functions' errors.
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm").values()
+    watched = {str(d["Value"]) for a in alarms for d in a["Properties"]["Dimensions"]}
+    assert str({"Fn::GetAtt": [dlq_id, "QueueName"]}) in watched
+    assert {str({"Ref": "IngestFunction"}), str({"Ref": "ApiFunction"})} <= watched
+
+
+def test_no_function_can_write_to_the_trigger_prefix(template: dict[str, Any]) -> None:
+    prefix = resolve({"Ref": "IngestPrefix"}, template)
+    trigger_object = f"arn:aws:s3:::{bucket_name(template)}/{prefix}some/new image.jpg"
+    functions = resources_of(template, "AWS::Serverless::Function")
+    assert functions
+    for name, fn in functions.items():
+        for stmt in function_statements(fn):
+            if stmt["Effect"] != "Allow":
+                continue
+            actions = as_list(stmt["Action"])
+            writes = [
+                a for a in actions if any(fnmatch.fnmatchcase(w, a) for w in S3_WRITE_ACTIONS)
+            ]
+            if not writes:
+                continue
+            for res in as_list(stmt["Resource"]):
+                pattern = resolve(res, template)
+                assert not fnmatch.fnmatchcase(trigger_object, pattern), (name, writes, pattern)
+
+
+def test_no_wildcard_actions_anywhere(template: dict[str, Any]) -> None:
+    statements: list[dict[str, Any]] = []
+    for fn in resources_of(template, "AWS::Serverless::Function").values():
+        statements += list(function_statements(fn))
+    for kind in ("AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy"):
+        for res in resources_of(template, kind).values():
+            statements += res["Properties"]["PolicyDocument"]["Statement"]
+    assert statements
+    for stmt in statements:
+        assert "NotAction" not in stmt
+        for action in as_list(stmt["Action"]):
+            assert "*" not in action, stmt
+
+
+def test_api_function_reads_only_and_never_scans(template: dict[str, Any]) -> None:
+    api = template["Resources"]["ApiFunction"]
+    actions = [a for s in function_statements(api) for a in as_list(s["Action"])]
+    assert "dynamodb:Query" in actions and "dynamodb:GetItem" in actions
+    assert "dynamodb:Scan" not in actions
+    assert not set(actions) & {
+        *DYNAMODB_WRITE_ACTIONS,
+        *S3_WRITE_ACTIONS,
+        "dynamodb:BatchWriteItem",
+    }
+    # Throttling at the stage, reserved concurrency on the function.
+    http_api = template["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= set(http_api)
+    assert "ReservedConcurrentExecutions" in api["Properties"]
+    assert "ReservedConcurrentExecutions" in template["Resources"]["IngestFunction"]["Properties"]
+
+
+def test_secrets_are_passed_by_name_only(template: dict[str, Any]) -> None:
+    for fn in [
+        template["Globals"]["Function"],
+        *resources_of(template, "AWS::Serverless::Function").values(),
+    ]:
+        props = fn.get("Properties", fn)
+        for name in props.get("Environment", {}).get("Variables", {}):
+            assert not re.search(r"API_KEY($|S$)|PASSWORD|TOKEN", name), name
+    for stmt in function_statements(template["Resources"]["IngestFunction"]):
+        if "secretsmanager:GetSecretValue" in as_list(stmt["Action"]):
+            for res in as_list(stmt["Resource"]):
+                assert resolve(res, template).endswith(
+                    f":secret:{resolve({'Ref': 'PineconeSecretName'}, template)}-??????"
+                )
+
+
+def test_environment_names_real_settings(template: dict[str, Any]) -> None:
+    """Every FASHION_SEARCH_* variable the template sets is a field of Settings (a typo would
+    be silently ignored by pydantic-settings)."""
+    blocks = [template["Globals"]["Function"]["Environment"]["Variables"]]
+    blocks += [
+        fn["Properties"].get("Environment", {}).get("Variables", {})
+        for fn in resources_of(template, "AWS::Serverless::Function").values()
+    ]
+    seen = 0
+    for block in blocks:
+        for name in block:
+            if not name.startswith(ENV_PREFIX):
+                continue
+            node: Any = Settings
+            for part in name.removeprefix(ENV_PREFIX).lower().split("__"):
+                assert part in node.model_fields, f"{name}: no setting {part!r}"
+                node = node.model_fields[part].annotation
+            seen += 1
+    assert seen >= 8
+    assert (
+        template["Globals"]["Function"]["Environment"]["Variables"]["FASHION_SEARCH_HOME"] == "aws"
+    )
+
+
+def test_handlers_named_in_the_template_exist(template: dict[str, Any]) -> None:
+    _, functions = read_specs(template)
+    assert {f.logical_id for f in functions} == {"IngestFunction", "ApiFunction"}
+    for fn in functions:
+        module, _, attr = fn.handler.rpartition(".")
+        source = fn.code_uri / f"{module.replace('.', '/')}.py"
+        assert source.is_file(), f"{fn.logical_id}: {source} does not exist"
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        for node in tree.body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        assert attr in names, f"{source} defines no module-level {attr!r}"
+        assert {"CoreLayer", "ModelLayer", "CommonLayer"} <= set(fn.layers)
+
+
+def test_catalog_table_matches_the_adapter(template: dict[str, Any], dynamodb_client: Any) -> None:
+    """The deployed table has the keys and indexes the DynamoDB catalog adapter creates."""
+    from fashion_search.stores.catalog_dynamodb import create_catalog_table
+
+    create_catalog_table(dynamodb_client, "probe")
+    made = dynamodb_client.describe_table(TableName="probe")["Table"]
+    props = template["Resources"]["CatalogTable"]["Properties"]
+
+    def key_set(rows: list[dict[str, str]]) -> set[tuple[str, str]]:
+        return {tuple(sorted(r.items())) for r in rows}  # type: ignore[misc]
+
+    assert key_set(props["AttributeDefinitions"]) == key_set(made["AttributeDefinitions"])
+    assert key_set(props["KeySchema"]) == key_set(made["KeySchema"])
+    ours = {g["IndexName"]: g for g in props["GlobalSecondaryIndexes"]}
+    theirs = {g["IndexName"]: g for g in made["GlobalSecondaryIndexes"]}
+    assert set(ours) == set(theirs)
+    for name, index in ours.items():
+        assert key_set(index["KeySchema"]) == key_set(theirs[name]["KeySchema"])
+        assert index["Projection"]["ProjectionType"] == theirs[name]["Projection"]["ProjectionType"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    for table in resources_of(template, "AWS::DynamoDB::Table").values():
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True
+        }
+
+
+def test_every_checkov_skip_gives_its_reason(template: dict[str, Any]) -> None:
+    skips = [
+        (name, skip)
+        for name, res in template["Resources"].items()
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (name, skip)
+        assert len(skip.get("comment", "").split()) >= 8, f"{name} {skip['id']}: say why"
+
+
+def test_layers_are_built_by_sam_build_methods(template: dict[str, Any]) -> None:
+    layers, _ = read_specs(template)
+    assert layers["CoreLayer"].content_uri == ROOT / "layers" / "core"
+    for layer in layers.values():
+        assert layer.build_method in {"python3.12", "makefile"}
+        if layer.build_method == "makefile":
+            makefile = (layer.content_uri / "Makefile").read_text(encoding="utf-8")
+            assert f"build-{layer.logical_id}:" in makefile

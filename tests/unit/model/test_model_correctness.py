@@ -1,0 +1,170 @@
+"""The exported bundle embeds like transformers' own CLIP with CLIP's reference preprocessing."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_search.model.clip_tokenizer_files import open_clip_bpe_path
+from fashion_search.model.embedder import OnnxClipEmbedder
+from tests.fixtures.bundles import TINY_IMAGE_SIZE, tiny_clip_model
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+MIN_COSINE = 0.999
+
+
+def synthetic(width: int, height: int, seed: int) -> Image.Image:
+    """A product-photo-like RGB picture: smooth gradients, a few shapes and mild noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            128 + 100 * np.sin(x / (width / 3) + seed),
+            128 + 100 * np.cos(y / (height / 4) - seed),
+            128 + 80 * np.sin((x + y) / (width + height) * 6),
+        ],
+        axis=-1,
+    )
+    cx, cy = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height
+    blob = ((x - cx) ** 2 + (y - cy) ** 2) < (min(width, height) / 4) ** 2
+    base[blob] = rng.uniform(0, 255, size=3)
+    base += rng.normal(0, 8, size=base.shape)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+
+
+def as_mode(img: Image.Image, mode: str) -> Image.Image:
+    if mode == "RGBA":
+        rgba = img.convert("RGBA")
+        alpha = np.full(img.size[::-1], 255, np.uint8)
+        alpha[: img.height // 3] = 0  # transparent top third
+        alpha[img.height // 3 : img.height // 2] = 128
+        rgba.putalpha(Image.fromarray(alpha))
+        return rgba
+    if mode == "P":
+        return img.quantize(colors=64)
+    return img.convert(mode)
+
+
+def encode(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="TIFF" if img.mode == "CMYK" else "PNG")
+    return buf.getvalue()
+
+
+def reference_rgb(img: Image.Image) -> Image.Image:
+    """CLIP's ``convert("RGB")``, with transparency flattened on white as our decoder does."""
+    if img.mode in ("RGBA", "P"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def reference_model() -> Any:
+    return tiny_clip_model()
+
+
+@pytest.fixture(scope="module")
+def processor() -> Any:
+    s = TINY_IMAGE_SIZE
+    return transformers.CLIPImageProcessorPil(
+        size={"shortest_edge": s}, crop_size={"height": s, "width": s}
+    )
+
+
+def reference_image_embedding(model: Any, processor: Any, img: Image.Image) -> np.ndarray:
+    pixels = processor(images=reference_rgb(img), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        out = model.get_image_features(pixel_values=pixels).pooler_output[0].numpy()
+    return np.asarray(out / np.linalg.norm(out), dtype=np.float32)
+
+
+CASES = [
+    (64, 64, "RGB"),
+    (200, 120, "RGB"),
+    (37, 300, "L"),
+    (640, 480, "RGBA"),
+    (333, 500, "P"),
+    (500, 281, "CMYK"),
+    (1, 1, "RGB"),
+    (1200, 900, "L"),
+]
+
+
+@pytest.mark.parametrize(("width", "height", "mode"), CASES)
+def test_image_embedding_matches_transformers(
+    width: int,
+    height: int,
+    mode: str,
+    tiny_embedder: OnnxClipEmbedder,
+    reference_model: Any,
+    processor: Any,
+) -> None:
+    img = as_mode(synthetic(width, height, seed=width * 7 + height), mode)
+    data = encode(img)
+    ours = tiny_embedder.embed_images([data])
+    assert ours.errors == {}
+    ref = reference_image_embedding(reference_model, processor, Image.open(io.BytesIO(data)))
+    assert float(ours.vectors[0] @ ref) >= MIN_COSINE
+
+
+def test_jpeg_draft_decode_stays_faithful(
+    tiny_embedder: OnnxClipEmbedder, reference_model: Any, processor: Any
+) -> None:
+    """Reduced-scale JPEG decoding (draft) must not move the embedding."""
+    img = synthetic(1080, 1440, seed=3)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    ours = tiny_embedder.embed_images([buf.getvalue()]).vectors[0]
+    full = Image.open(io.BytesIO(buf.getvalue()))
+    full.load()
+    assert float(ours @ reference_image_embedding(reference_model, processor, full)) >= MIN_COSINE
+
+
+def _reference_tokenize(texts: list[str]) -> list[list[int]]:
+    path = open_clip_bpe_path().parent / "tokenizer.py"
+    spec = importlib.util.spec_from_file_location("_open_clip_tokenizer_ref2", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    rows = module.tokenize(texts, context_length=77).tolist()
+    return [row[: row.index(49407) + 1] for row in rows]
+
+
+def test_text_embedding_matches_transformers(
+    tiny_embedder: OnnxClipEmbedder, reference_model: Any
+) -> None:
+    texts = ["a red summer dress", "", "Men's shoes 👟 size 42", "long " * 120]
+    ours = tiny_embedder.embed_texts(texts)
+    assert ours.shape == (len(texts), tiny_embedder.dim) and ours.dtype == np.float32
+    for row, ids in zip(ours, _reference_tokenize(texts), strict=True):
+        with torch.no_grad():
+            ref = reference_model.get_text_features(input_ids=torch.tensor([ids])).pooler_output
+        ref_np = ref[0].numpy() / np.linalg.norm(ref[0].numpy())
+        assert float(row @ ref_np) >= MIN_COSINE
+
+
+def test_fixed_batch_bundle_loops_to_the_same_result(
+    tiny_bundle_fixed_batch: Path, tiny_embedder: OnnxClipEmbedder
+) -> None:
+    fixed = OnnxClipEmbedder.from_bundle(tiny_bundle_fixed_batch, intra_op_threads=1, batch_size=8)
+    fixed.load()
+    assert fixed.visual.fixed_batch == 1 and fixed.textual.fixed_batch == 1
+    assert tiny_embedder.visual.fixed_batch is None
+    images = [encode(synthetic(90 + 10 * i, 120, seed=i)) for i in range(5)]
+    texts = ["red", "blue jeans", "", "a hat", "socks"]
+    np.testing.assert_allclose(
+        fixed.embed_images(images).vectors, tiny_embedder.embed_images(images).vectors, atol=1e-5
+    )
+    np.testing.assert_allclose(fixed.embed_texts(texts), tiny_embedder.embed_texts(texts), atol=1e-5)
