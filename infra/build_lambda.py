@@ -246,9 +246,14 @@ class BuildResult:
         fn = next(f for f in self.functions if f.logical_id == logical_id)
         paths = [self.out / fn.logical_id]
         paths += [self.out / lid / "python" for lid in fn.layers]
-        if self.target == "local":
-            paths.append(self.out / RUNTIME_DIR_NAME / "python")
+        runtime = self.out / RUNTIME_DIR_NAME / "python"
+        if runtime.is_dir():
+            paths.append(runtime)
         return paths
+
+    def handler_of(self, logical_id: str) -> str:
+        """The Handler the template names for the function (``module.attribute``)."""
+        return next(f.handler for f in self.functions if f.logical_id == logical_id)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -259,7 +264,11 @@ class BuildResult:
         }
 
 
-def build(out: Path, *, target: str, template: Path = TEMPLATE) -> BuildResult:
+def build(
+    out: Path, *, target: str, template: Path = TEMPLATE, runtime_standin: bool | None = None
+) -> BuildResult:
+    """Build every layer and function of ``template`` into ``out``. ``runtime_standin`` (default:
+    for the local target) adds what the Lambda runtime provides, for import tests."""
     if target not in ("release", "local"):
         raise BuildError(f"target must be 'release' or 'local', not {target!r}")
     layers, functions = read_specs(load_template(template))
@@ -267,8 +276,10 @@ def build(out: Path, *, target: str, template: Path = TEMPLATE) -> BuildResult:
     result = BuildResult(out=out, target=target, functions=functions)
     for layer in layers.values():
         result.layer_bytes[layer.logical_id] = dir_size(build_layer(layer, out, target=target))
-    if target == "local":
+    if runtime_standin if runtime_standin is not None else target == "local":
         build_runtime_standin(out)
+    else:
+        shutil.rmtree(out / RUNTIME_DIR_NAME, ignore_errors=True)
     for fn in functions:
         code = dir_size(build_function(fn, out))
         result.function_bytes[fn.logical_id] = code + sum(result.layer_bytes[x] for x in fn.layers)

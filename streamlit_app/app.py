@@ -10,9 +10,10 @@ import logging
 
 import streamlit as st
 from fsui import cache
-from fsui.client import ApiClient, ApiError, Query, Result, SearchRequest
+from fsui.client import ApiClient, ApiError
 from fsui.components import empty_state, filter_sidebar, query_preview, results_grid, show_error
 from fsui.config import UiConfig, load_config
+from fsui.models import Query, Result, SearchRequest
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 log = logging.getLogger("fashion_search_ui")

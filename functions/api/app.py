@@ -1,7 +1,7 @@
 """The search API Lambda: the FastAPI app behind API Gateway through Mangum.
 
 Everything heavy happens at import, once per container: settings, the ONNX model (both towers
-opened), the store clients and the API keys' secret lookup configuration. Lambda's init phase
+opened and run once), the store clients. Lambda's init phase
 runs at full CPU and before the first request's clock, so this beats loading lazily on the first
 request (measured in docs/api.md, ``benchmarks/api.py``). If loading fails at import (a missing
 setting, S3 unreachable) the error is logged and loading is retried on the next request, which
@@ -26,7 +26,7 @@ settings = Settings()
 logging.getLogger().setLevel(settings.log_level)
 app = create_app(settings)
 try:
-    app.state.searcher_provider.get()
+    app.state.searcher_provider.get().warm()
 except Exception:  # logged, and retried lazily by the first request (see module docstring)
     logger.exception("model or stores failed to load at init; retrying on the first request")
 

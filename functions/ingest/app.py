@@ -25,13 +25,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes import S3Event, SQSEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from fashion_search.errors import InvalidInput
 from fashion_search.home import open_stores
 from fashion_search.ingest import (
     BlobEvent,
-    IngestOutcome,
     Ingestor,
+    IngestOutcome,
     PowertoolsLedger,
     failed_sources,
     parse_s3_event,
@@ -116,9 +115,10 @@ def _handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
         if record.message_id in retry:
             raise RecordFailed(reasons.get(record.message_id) or "retry")
 
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    return dict(response)
 
 
 def _handle_s3(event: dict[str, Any]) -> dict[str, Any]:

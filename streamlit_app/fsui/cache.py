@@ -11,7 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from fsui.client import ApiClient, SearchRequest, SearchResponse
+from fsui.client import ApiClient
+from fsui.models import SearchRequest, SearchResponse
 
 # Results change only when the catalog does; ten minutes keeps repeated clicks instant.
 RESULTS_TTL_S = 600

@@ -9,7 +9,8 @@ from urllib.parse import urljoin
 import streamlit as st
 from PIL import Image
 
-from fsui.client import ApiError, Query, Result, SearchResponse
+from fsui.client import ApiError
+from fsui.models import Query, Result, SearchResponse
 
 # The filters offered in the sidebar, in the order a shopper narrows down, with their labels.
 FILTER_FIELDS: tuple[tuple[str, str], ...] = (
@@ -108,7 +109,7 @@ def _card(result: Result, *, rank: int, api_url: str, on_more: Callable[[Result]
     url = absolute_url(api_url, result.image_url)
     with st.container(border=True):
         if url:
-            st.image(url, width="stretch")
+            st.image(url, width="stretch", alt=name)
         else:
             st.caption("(no image)")
         st.markdown(f"**{name}**")

@@ -142,6 +142,16 @@ def test_folder_refuses_keys_outside_the_root(folder: FolderBlobStore, key: str)
     assert not (folder.root.parent / "secret").exists()
 
 
+def test_folder_refuses_keys_that_clash_with_a_folder(folder: FolderBlobStore) -> None:
+    folder.put("a.jpg", b"file")
+    folder.put("dir/b.jpg", b"nested")
+    for key in ("a.jpg/b.jpg", "dir"):
+        with pytest.raises(InvalidInput, match="clashes"):
+            folder.put(key, b"x")
+    assert folder.get("a.jpg", max_bytes=10) == b"file"
+    assert list(os.scandir(folder.meta_dir / "tmp")) == []  # no temp file left behind
+
+
 def test_folder_refuses_symlinks_out_of_the_root(folder: FolderBlobStore, tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_bytes(b"private")
     (folder.root / "link.jpg").symlink_to(tmp_path / "outside.txt")

@@ -23,7 +23,7 @@ def e2e_api(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> Iter
         yield api
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def streamlit_url(e2e_api: LiveApi) -> Iterator[str]:
     """``streamlit run streamlit_app/app.py`` on a free loopback port, pointed at the API."""
     ARTIFACTS.mkdir(exist_ok=True)

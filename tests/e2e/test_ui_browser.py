@@ -111,3 +111,48 @@ def test_text_query_shows_result_images_that_load(
     driver.save_screenshot(str(ARTIFACTS / "ui-more-like-this.png"))
     after = driver.execute_script(RESULT_IMAGES_JS, e2e_api.url)
     assert all(int(width) > 0 for _, _, width in after), after
+
+
+def test_photo_upload_in_the_browser_finds_the_look_alike(
+    browser: object, streamlit_url: str, e2e_api: LiveApi, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    wait = WebDriverWait(driver, TIMEOUT_S)
+    item = e2e_api.item("1003")
+    photo = tmp_path / "handbag.png"
+    photo.write_bytes(item.lookalike_png())
+    driver.get(streamlit_url)
+    tab = wait.until(
+        lambda d: next(
+            (
+                t
+                for t in d.find_elements(By.CSS_SELECTOR, "[role='tab']")
+                if t.text == "Search by photo"
+            ),
+            False,
+        )
+    )
+    tab.click()
+    # The first uploader is the photo tab's; the upload goes through Streamlit's own upload
+    # route (XSRF cookie, size cap) as in production.
+    uploader = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[type='file']"))[0]
+    uploader.send_keys(str(photo))
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "handbag.png"))
+    find = next(b for b in driver.find_elements(By.TAG_NAME, "button") if b.text == "Find similar")
+    find.click()
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Similar items"))
+    wait.until(lambda d: len(d.execute_script(RESULT_IMAGES_JS, e2e_api.url)) == len(e2e_api.items))
+    wait.until(lambda d: all(c for _, c, _ in d.execute_script(RESULT_IMAGES_JS, e2e_api.url)))
+    driver.save_screenshot(str(ARTIFACTS / "ui-photo-search.png"))
+    names = [
+        e.text for e in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stMarkdown'] strong")
+    ]
+    assert names[names.index("Your query") + 1] == item.display_name
+    loaded = driver.execute_script(RESULT_IMAGES_JS, e2e_api.url)
+    assert all(int(width) > 0 for _, _, width in loaded), loaded
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")

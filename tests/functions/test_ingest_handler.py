@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-
 from fashion_search.types import ItemStatus
+
 from tests.fixtures.ingest import CountingVectors, jpeg_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,16 +43,19 @@ class FakeContext:
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """The app gives the core's loggers Powertools' handler; put them back afterwards."""
-    saved = {
-        name: (lg.handlers[:], lg.propagate, lg.level)
-        for name, lg in logging.Logger.manager.loggerDict.items()
-        if isinstance(lg, logging.Logger)
-    }
+
+    def core_loggers() -> list[tuple[str, logging.Logger]]:
+        return [
+            (name, lg)
+            for name, lg in list(logging.Logger.manager.loggerDict.items())
+            if isinstance(lg, logging.Logger) and name.startswith("fashion_search")
+        ]
+
+    saved = {name: (lg.handlers[:], lg.propagate, lg.level) for name, lg in core_loggers()}
     yield
-    for name, lg in list(logging.Logger.manager.loggerDict.items()):
-        if isinstance(lg, logging.Logger):
-            handlers, propagate, level = saved.get(name, ([], True, logging.NOTSET))
-            lg.handlers, lg.propagate, lg.level = handlers, propagate, level
+    for name, lg in core_loggers():
+        handlers, propagate, level = saved.get(name, ([], True, logging.NOTSET))
+        lg.handlers, lg.propagate, lg.level = handlers, propagate, level
 
 
 def load_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:
@@ -67,6 +70,15 @@ def load_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType
     return module
 
 
+def close_app(module: ModuleType) -> None:
+    """Close what the module opened (SQLite, index files, the Pinecone client's sockets)."""
+    stores = module.INGESTOR.stores
+    for store in (stores.catalog, getattr(stores.vectors, "inner", stores.vectors)):
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
 @pytest.fixture
 def app(
     monkeypatch: pytest.MonkeyPatch,
@@ -74,7 +86,7 @@ def app(
     tiny_bundle: Path,
     idempotency_table: str,
     restore_logging: None,
-) -> ModuleType:
+) -> Iterator[ModuleType]:
     module = load_app(
         monkeypatch,
         {
@@ -87,7 +99,8 @@ def app(
         },
     )
     module.INGESTOR.stores.vectors = CountingVectors(module.INGESTOR.stores.vectors)
-    return module
+    yield module
+    close_app(module)
 
 
 def _event(name: str) -> dict[str, Any]:
@@ -163,7 +176,9 @@ def test_transient_store_error_reports_just_its_record(app: ModuleType) -> None:
     response = app.lambda_handler(event, FakeContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-create"}]}
 
-    again = app.lambda_handler(_sqs(("m-create", _s3("images/a.jpg", sequencer="10"))), FakeContext())
+    again = app.lambda_handler(
+        _sqs(("m-create", _s3("images/a.jpg", sequencer="10"))), FakeContext()
+    )
     assert again == {"batchItemFailures": []}
     assert set(app.INGESTOR.stores.vectors.iter_ids()) == {"images/a"}
 

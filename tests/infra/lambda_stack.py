@@ -60,8 +60,8 @@ _RUNNER = textwrap.dedent(
     # Every imported module must come from the built directories or the standard library.
     stdlib = sys.base_prefix
     strays = sorted(
-        m.__file__ for name, m in list(sys.modules.items())
-        if name != "__main__" and getattr(m, "__file__", None)
+        m.__file__ for m in list(sys.modules.values())
+        if getattr(m, "__file__", None) and m.__file__ != __file__
         and not m.__file__.startswith(tuple(paths))
         and not m.__file__.startswith(stdlib)
     )
@@ -228,13 +228,14 @@ def run_handler(
     env: dict[str, str],
     workdir: Path,
     handler: str = "app.handler",
+    python: str = sys.executable,
 ) -> HandlerRun:
     runner = workdir / "runner.py"
     runner.write_text(_RUNNER)
     event_file = workdir / "event.json"
     event_file.write_text(json.dumps(event))
     proc = subprocess.run(
-        [sys.executable, "-I", "-S", str(runner), json.dumps([str(p) for p in paths])]
+        [python, "-I", "-S", str(runner), json.dumps([str(p) for p in paths])]
         + [str(event_file), handler],
         capture_output=True,
         text=True,

@@ -12,6 +12,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
 from fashion_search.types import ItemStatus
 from PIL import Image
 
-from infra.build_lambda import ROOT, BuildResult, build
+from infra.build_lambda import ROOT, BuildError, BuildResult, build
 from tests.fakes.pinecone_api import FakePinecone
 from tests.infra.lambda_stack import MotoStack, run_handler
 
@@ -31,10 +35,45 @@ API_KEY = "test-api-key-0123456789"
 INDEX = "fashion-search-package-test"
 
 
-@pytest.fixture(scope="module")
-def built() -> BuildResult:
-    # Third-party layers are reused while their pins are unchanged; code is copied afresh.
-    return build(ROOT / ".cache" / "lambda-build" / "test-local", target="local")
+def find_python312() -> str | None:
+    """An interpreter for the release artifacts (Lambda's python3.12), if this machine has one."""
+    candidates: list[tuple[str, dict[str, str]]] = [("python3.12", {})]
+    pyenv = shutil.which("pyenv")
+    if pyenv:  # pyenv shims answer only for the selected versions
+        bare = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True)
+        for version in bare.stdout.split():
+            if version.startswith("3.12"):
+                candidates.append(("python3.12", {"PYENV_VERSION": version}))
+    for exe, extra in candidates:
+        if not shutil.which(exe):
+            continue
+        proc = subprocess.run(
+            [exe, "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **extra},
+        )
+        if proc.returncode == 0:
+            return proc.stdout.strip()
+    return None
+
+
+@pytest.fixture(scope="module", params=["local", "release"])
+def built(request: pytest.FixtureRequest) -> tuple[BuildResult, str]:
+    """(artifacts, interpreter). local: this interpreter and the venv's pinned packages;
+    release: the python3.12 manylinux build SAM deploys, run by a python3.12 if there is one."""
+    target = str(request.param)
+    out = ROOT / ".cache" / "lambda-build" / f"test-{target}"
+    if target == "local":
+        # Third-party layers are reused while their pins are unchanged; code is copied afresh.
+        return build(out, target="local"), sys.executable
+    python = find_python312()
+    if python is None:
+        pytest.skip("no python3.12 here to run the release artifacts")
+    try:
+        return build(out, target="release", runtime_standin=True), python
+    except BuildError as exc:  # offline without a pip cache: the local target still runs
+        pytest.skip(f"release build needs the package index: {str(exc)[:200]}")
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +147,16 @@ def http_api_event(path: str, body: dict[str, Any], *, api_key: str) -> dict[str
 
 
 def test_built_handlers_ingest_and_search(
-    built: BuildResult,
+    built: tuple[BuildResult, str],
     stack: MotoStack,
     tiny_bundle: Path,
     _pinecone_fake_session: FakePinecone,
     tmp_path: Path,
 ) -> None:
+    artifacts, python = built
     fake = _pinecone_fake_session
     dimension = json.loads((tiny_bundle / "config.json").read_text())["embed_dim"]
-    key = f"{stack.parameters['IngestPrefix']}tops/red shirt é.jpg"
+    key = f"{stack.parameters['IngestPrefix']}tops/red shirt 01.jpg"
     stack.client("s3").put_object(
         Bucket=stack.bucket,
         Key=key,
@@ -128,22 +168,36 @@ def test_built_handlers_ingest_and_search(
     assert event["Records"], "S3 sent no notification to the queue"
 
     ingest_env = stack.function_env("IngestFunction", **pinecone_env(fake, dimension))
-    ingest = run_handler(built.paths_for("IngestFunction"), event, env=ingest_env, workdir=tmp_path, handler="app.lambda_handler")
+    ingest = run_handler(
+        artifacts.paths_for("IngestFunction"),
+        event,
+        env=ingest_env,
+        workdir=tmp_path,
+        python=python,
+        handler=artifacts.handler_of("IngestFunction"),
+    )
     assert ingest.returncode == 0, ingest.output[-6000:]
     assert ingest.strays == []
-    assert ingest.result == {"batchItemFailures": []}
+    assert ingest.result == {"batchItemFailures": []}, ingest.output[-5000:]
 
     catalog = DynamoDBCatalog(stack.table, client=stack.client("dynamodb"))
-    item = catalog.get("tops/red shirt é")
+    item = catalog.get("tops/red shirt 01")
     assert item is not None and item.status is ItemStatus.INDEXED, item
     assert item.key == key
-    assert "tops/red shirt é" in {
+    assert "tops/red shirt 01" in {
         vid for space in fake.indexes[INDEX].namespaces.values() for vid in space
     }
 
     api_env = stack.function_env("ApiFunction", **pinecone_env(fake, dimension))
     query = http_api_event("/get_image_by_text", {"text": "a red shirt"}, api_key=API_KEY)
-    api = run_handler(built.paths_for("ApiFunction"), query, env=api_env, workdir=tmp_path)
+    api = run_handler(
+        artifacts.paths_for("ApiFunction"),
+        query,
+        env=api_env,
+        workdir=tmp_path,
+        python=python,
+        handler=artifacts.handler_of("ApiFunction"),
+    )
     assert api.returncode == 0, api.output[-6000:]
     assert api.strays == []
     response = api.result
@@ -152,26 +206,32 @@ def test_built_handlers_ingest_and_search(
         base64.b64decode(response["body"]) if response.get("isBase64Encoded") else response["body"]
     )
     (hit,) = body["results"]
-    assert hit["image_id"] == "tops/red shirt é"
+    assert hit["image_id"] == "tops/red shirt 01"
     assert stack.bucket in hit["image_url"]
 
     denied = run_handler(
-        built.paths_for("ApiFunction"),
+        artifacts.paths_for("ApiFunction"),
         http_api_event("/get_image_by_text", {"text": "a red shirt"}, api_key="wrong"),
         env=api_env,
         workdir=tmp_path,
+        python=python,
     )
     assert denied.result["statusCode"] == 403, denied.output[-3000:]
 
 
 def test_a_layer_left_out_fails_the_import(
-    built: BuildResult, stack: MotoStack, tmp_path: Path
+    built: tuple[BuildResult, str], stack: MotoStack, tmp_path: Path
 ) -> None:
     """The check has teeth: without the common layer (pydantic, Powertools, pinecone) the
     handler cannot import, because nothing outside the built directories is visible."""
-    paths = [p for p in built.paths_for("IngestFunction") if "CommonLayer" not in str(p)]
+    artifacts, python = built
+    paths = [p for p in artifacts.paths_for("IngestFunction") if "CommonLayer" not in str(p)]
     run = run_handler(
-        paths, {"Records": []}, env=stack.function_env("IngestFunction"), workdir=tmp_path
+        paths,
+        {"Records": []},
+        env=stack.function_env("IngestFunction"),
+        workdir=tmp_path,
+        python=python,
     )
     assert run.returncode != 0
     assert "ModuleNotFoundError" in run.output

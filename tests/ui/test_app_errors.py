@@ -101,8 +101,12 @@ def _b(status: int, code: str, message: str, field: str | None = None) -> Behavi
         (_b(500, "internal_error", "boom"), "failed (HTTP 500)"),
         (Behaviour(status=502, raw_body=b"<html>Bad Gateway</html>"), "failed (HTTP 502)"),
         (_b(429, "throttled", "slow down"), "busy right now"),
+        (
+            Behaviour(status=504, raw_body=b'{"message": "Endpoint request timed out"}'),
+            "timed out (HTTP 504)",
+        ),
     ],
-    ids=["401", "403", "422", "413", "500", "502-html", "429"],
+    ids=["401", "403", "422", "413", "500", "502-html", "429", "504-gateway"],
 )
 def test_error_statuses_read_as_sentences(behaviour: Behaviour, expected: str) -> None:
     with error_server(behaviour) as srv:

@@ -9,10 +9,9 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fashion_search.errors import InvalidImage, PayloadTooLarge
 from fashion_search.images import decode_image, sniff_image_type
+from PIL import Image
 
 MB = 1024 * 1024
 LIMITS = {"max_bytes": 8 * MB, "max_pixels": 50_000_000}
@@ -37,7 +36,9 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG that *declares* width x height with a tiny (invalid) body."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))

@@ -71,8 +71,7 @@ def decode_image(
             # never ask for n_frames, which walks every frame of a (possibly huge) animation.
             img.load()
             # EXIF orientation: turn the picture upright (orientation 6/8 phone photos).
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
+            return to_rgb(ImageOps.exif_transpose(img))
     except (PayloadTooLarge, InvalidImage):
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

@@ -131,10 +131,10 @@ def fill(stores: Stores, embedder: OnnxClipEmbedder) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def home(tmp_path: Path, tiny_embedder: OnnxClipEmbedder) -> Home:
+def home(tmp_path: Path, tiny_embedder: OnnxClipEmbedder) -> Iterator[Home]:
     settings = api_settings(tmp_path / "data")
-    stores = open_stores(settings, dimension=tiny_embedder.dim)
-    return Home(settings, stores, tiny_embedder, fill(stores, tiny_embedder))
+    with open_stores(settings, dimension=tiny_embedder.dim) as stores:
+        yield Home(settings, stores, tiny_embedder, fill(stores, tiny_embedder))
 
 
 @pytest.fixture

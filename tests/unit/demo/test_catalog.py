@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fashion_search.demo.catalog import (
     ARTICLES_BY_TYPE,
     COLOURS,
@@ -21,10 +19,15 @@ from fashion_search.demo.catalog import (
 )
 from fashion_search.errors import InvalidInput
 from fashion_search.eval.styles import read_styles
+from PIL import Image
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fashion_search.errors import InvalidInput
 from fashion_search.eval.metrics import (
     document_scores,
@@ -25,9 +24,7 @@ def test_rank_metrics_worked_example() -> None:
     scores = np.array(
         [[0.9, 0.1, 0.2, 0.3], [0.9, 0.8, 0.7, 0.1], [0.4, 0.3, 0.2, 0.1]], dtype=np.float32
     )
-    relevant = np.array(
-        [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=bool
-    )
+    relevant = np.array([[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=bool)
     r = rank_metrics(scores, relevant, ks=(1, 3))
     assert r.queries == 3
     assert r.recall == {1: pytest.approx(1 / 3), 3: pytest.approx(2 / 3)}
@@ -80,7 +77,9 @@ def test_image_to_image_excludes_the_query_itself() -> None:
 
 def _rows(specs: Sequence[tuple[str, str, str]]) -> list[StyleRow]:
     return [
-        StyleRow(id=str(i), name=name, tags={"articleType": t, "baseColour": c}, image=Path(f"{i}.jpg"))
+        StyleRow(
+            id=str(i), name=name, tags={"articleType": t, "baseColour": c}, image=Path(f"{i}.jpg")
+        )
         for i, (name, t, c) in enumerate(specs)
     ]
 
@@ -109,5 +108,10 @@ def test_protocol_on_a_perfect_and_a_useless_embedder() -> None:
 
     rng = np.random.default_rng(0)
     noise = rng.normal(size=(4, 6)).astype(np.float32)
-    useless = {r.task: r.scores for r in evaluate_embeddings(rows, noise, lambda t: rng.normal(size=(len(t), 6)).astype(np.float32))}
+    useless = {
+        r.task: r.scores
+        for r in evaluate_embeddings(
+            rows, noise, lambda t: rng.normal(size=(len(t), 6)).astype(np.float32)
+        )
+    }
     assert useless["text->image (image only)"].mrr < 1.0

@@ -11,10 +11,11 @@ from fashion_search.eval.styles import StyleRow
 
 
 def _rows(n: int) -> list[StyleRow]:
-    return [
-        StyleRow(str(p.id), p.display_name, {k: v for k, v in p.row().items() if k not in ("id", "productDisplayName")}, Path(f"{p.id}.jpg"))
-        for p in iter_products(products=n)
-    ]  # fmt: skip
+    rows = []
+    for p in iter_products(products=n):
+        tags = {k: v for k, v in p.row().items() if k not in ("id", "productDisplayName")}
+        rows.append(StyleRow(str(p.id), p.display_name, tags, Path(f"{p.id}.jpg")))
+    return rows
 
 
 def test_every_product_of_an_unseen_combination_is_held_out() -> None:
@@ -31,7 +32,9 @@ def test_every_product_of_an_unseen_combination_is_held_out() -> None:
 
 def test_shares_are_about_what_was_asked_and_subsets_partition() -> None:
     rows = _rows(1500)
-    train, heldout, unseen = (select(rows, s) for s in (Subset.TRAIN, Subset.HELDOUT, Subset.UNSEEN))
+    train, heldout, unseen = (
+        select(rows, s) for s in (Subset.TRAIN, Subset.HELDOUT, Subset.UNSEEN)
+    )
     assert len(train) + len(heldout) + len(unseen) == len(rows)
     assert 0.07 < len(heldout) / len(rows) < 0.17
     assert 0.01 < len(unseen) / len(rows) < 0.15
@@ -45,7 +48,14 @@ def test_the_split_does_not_depend_on_order_or_size() -> None:
 
 
 def test_pattern_words_make_the_combination() -> None:
-    row = StyleRow("1", "Women Red Striped Dress", {"articleType": "Dresses", "baseColour": "Red"}, Path("1.jpg"))
+    row = StyleRow(
+        "1",
+        "Women Red Striped Dress",
+        {"articleType": "Dresses", "baseColour": "Red"},
+        Path("1.jpg"),
+    )
     assert combination(row) == ("Dresses", "Red", "Striped")
-    plain = StyleRow("2", "Women Red Dress", {"articleType": "Dresses", "baseColour": "Red"}, Path("2.jpg"))
+    plain = StyleRow(
+        "2", "Women Red Dress", {"articleType": "Dresses", "baseColour": "Red"}, Path("2.jpg")
+    )
     assert combination(plain) == ("Dresses", "Red", "Plain")

@@ -62,7 +62,10 @@ def test_with_one_positive_each_the_loss_is_clip_loss() -> None:
     scale = torch.tensor(10.0)
     logits = scale * txt @ img.T
     labels = torch.arange(6)
-    clip = (torch.nn.functional.cross_entropy(logits, labels) + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
+    clip = (
+        torch.nn.functional.cross_entropy(logits, labels)
+        + torch.nn.functional.cross_entropy(logits.T, labels)
+    ) / 2
     ours = multi_positive_loss(img, txt, torch.eye(6, dtype=torch.bool), scale)
     assert float(ours) == pytest.approx(float(clip), rel=1e-5)
 
@@ -96,7 +99,11 @@ def test_fine_tuning_continues_from_a_bundle(trained: tuple[Path, Path]) -> None
     rows = read_styles(csv_path, csv_path.parent / "images").rows
     model, tok = load_for_finetune(bundle)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = train(rows, config=TrainConfig(epochs=1, batch_size=16, lr=5e-4, threads=1, holdout=False), init=(model, tok))
+    result = train(
+        rows,
+        config=TrainConfig(epochs=1, batch_size=16, lr=5e-4, threads=1, holdout=False),
+        init=(model, tok),
+    )
     assert result.tokenizer is tok  # the vocabulary stays the bundle's
     assert any(not torch.equal(before[k], v) for k, v in result.model.state_dict().items())
 

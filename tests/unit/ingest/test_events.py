@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fashion_search.errors import InvalidInput
 from fashion_search.ingest import EventKind, parse_s3_event, parse_sqs_body
 from fashion_search.ingest.events import (

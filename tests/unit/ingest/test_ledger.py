@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
 from fashion_search.ingest import Claim, OutcomeStatus, PowertoolsLedger
 from fashion_search.ingest.events import BlobEvent, EventKind, hex_token
 from fashion_search.ingest.ledger import IDEMPOTENCY_TTL_S
+
 from tests.fixtures.ingest import IngestHome, jpeg_bytes
 
 
@@ -31,7 +31,9 @@ def test_claims(dynamodb_client: Any, idempotency_table: str) -> None:
     ledger.complete(ev)
     assert ledger.claim(ev) is Claim.DONE
     # A different version of the same key, or its delete, is a different event.
-    newer = BlobEvent(EventKind.CREATED, "a.jpg", bucket="b", etag="e2", ordering_token=hex_token(2))
+    newer = BlobEvent(
+        EventKind.CREATED, "a.jpg", bucket="b", etag="e2", ordering_token=hex_token(2)
+    )
     assert ledger.claim(newer) is Claim.NEW
     ledger.release(newer)  # failed attempt: the redelivery may run
     assert ledger.claim(newer) is Claim.NEW

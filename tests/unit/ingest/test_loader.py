@@ -7,9 +7,13 @@ from pathlib import Path
 from fashion_search.ingest.loader import CatalogLoader
 from fashion_search.ingest.oneshot import ingest_keys
 from fashion_search.types import ItemStatus
+
 from tests.fixtures.ingest import IngestHome, jpeg_bytes
 
-HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n"
+HEADER = (
+    "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,"
+    "productDisplayName\n"
+)
 ROWS = (
     "1001,Men,Apparel,Topwear,Shirts,Navy Blue,Fall,2011,Casual,Turtle Check Men Navy Blue Shirt\n"
     "1002,Women,Apparel,Topwear,Tops,Red,Summer,2012,Casual,Puma Women, Red, Top\n"

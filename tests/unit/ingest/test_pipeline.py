@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fashion_search.ingest import BlobEvent, EventKind, OutcomeStatus
 from fashion_search.ingest.events import hex_token
 from fashion_search.types import ItemStatus
+
 from tests.fixtures.ingest import IngestHome, jpeg_bytes
 
 

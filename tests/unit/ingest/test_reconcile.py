@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
 from fashion_search.ingest.reconcile import reconcile
 from fashion_search.types import CatalogItem, ItemStatus, VectorRecord
+
 from tests.fixtures.ingest import CountingEmbedder, IngestHome, jpeg_bytes
 
 

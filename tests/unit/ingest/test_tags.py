@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from fashion_search.ingest.metadata import tags_to_user_metadata
 from fashion_search.ingest.tags import TagPredictor, VocabularyCache
 from fashion_search.model.base import ImageEmbeddings, l2_normalise
 from fashion_search.types import CatalogItem, ItemStatus, Vector
+
 from tests.fixtures.ingest import IngestHome, jpeg_bytes
 
 

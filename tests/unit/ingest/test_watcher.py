@@ -5,6 +5,7 @@ from __future__ import annotations
 from fashion_search.ingest import OutcomeStatus
 from fashion_search.ingest.folder import is_ignored
 from fashion_search.ingest.watcher import FolderWatcher
+
 from tests.fixtures.ingest import IngestHome, jpeg_bytes
 
 

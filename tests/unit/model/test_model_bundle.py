@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fashion_search.cli import main
 from fashion_search.errors import BundleError
 from fashion_search.model.info import inspect_bundle
@@ -23,7 +22,9 @@ def copy_bundle(src: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def write_linear_tower(path: Path, *, input_name: str, in_dtype: int, length: int, dim: int) -> None:
+def write_linear_tower(
+    path: Path, *, input_name: str, in_dtype: int, length: int, dim: int
+) -> None:
     """A tiny valid ONNX tower: flatten -> cast -> matmul -> ``embedding`` [B, dim]."""
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.normal(size=(length, dim)).astype(np.float32), "w")
@@ -150,3 +151,15 @@ def test_corrupt_files(
     bundle = copy_bundle(tiny_bundle, tmp_path)
     (bundle / file).write_text(content)
     _expect_failure(bundle, message, capsys)
+
+
+def test_lazy_use_checks_the_tower_too(tiny_bundle: Path, tmp_path: Path) -> None:
+    from fashion_search.model.embedder import OnnxClipEmbedder
+
+    bundle = copy_bundle(tiny_bundle, tmp_path)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["embed_dim"] = 32
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    embedder = OnnxClipEmbedder.from_bundle(bundle)  # opening the directory is cheap and lazy
+    with pytest.raises(BundleError, match="embedding sizes disagree"):
+        embedder.embed_texts(["no load() called first"])

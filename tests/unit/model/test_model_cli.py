@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fashion_search.cli import main
 from fashion_search.model.embedder import OnnxClipEmbedder
+from PIL import Image
+
 from tests.fixtures.bundles import tiny_clip_model
 
 TEXTS = ["a red dress", "", "blue jeans 👖"]
@@ -55,7 +55,9 @@ def test_embed_images_with_per_input_errors(
     np.testing.assert_allclose(rows[0]["embedding"], expected, atol=1e-6)  # type: ignore[arg-type]
 
 
-def test_embed_needs_exactly_one_kind(tiny_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_embed_needs_exactly_one_kind(
+    tiny_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         main(["embed", "--model", str(tiny_bundle)])
     assert info.value.code == 2 and "either --text" in capsys.readouterr().err
@@ -66,8 +68,9 @@ def test_pull_from_local_directory(
 ) -> None:
     dest = tmp_path / "models" / "tiny"
     main(["model", "pull", str(tiny_bundle), "--dest", str(dest)])
-    assert OnnxClipEmbedder.from_bundle(dest).model_id.split("-")[-1] == (
-        OnnxClipEmbedder.from_bundle(tiny_bundle).model_id.split("-")[-1]
+    assert (
+        OnnxClipEmbedder.from_bundle(dest).model_id.split("-")[-1]
+        == (OnnxClipEmbedder.from_bundle(tiny_bundle).model_id.split("-")[-1])
     )
 
 
@@ -97,7 +100,18 @@ def test_pull_from_hub_cache_offline(
     cache = tmp_path / "hf"
     _fake_hub_cache(tiny_bundle, cache, "immich-app/tiny-clip")
     dest = tmp_path / "pulled"
-    main(["model", "pull", "immich-app/tiny-clip", "--dest", str(dest), "--cache-dir", str(cache), "--offline"])
+    main(
+        [
+            "model",
+            "pull",
+            "immich-app/tiny-clip",
+            "--dest",
+            str(dest),
+            "--cache-dir",
+            str(cache),
+            "--offline",
+        ]
+    )
     assert not (dest / "visual" / "fp16").exists()
     assert not (dest / "textual" / "model.onnx").is_symlink()
     texts = ["socks"]
@@ -119,9 +133,8 @@ def test_export_hf_clip_from_local_directory(
     source = tmp_path / "hf-clip"
     tiny_clip_model().save_pretrained(source)
     if with_tokenizer:  # as on the Hub: the source's own tokenizer is used
-        from transformers import CLIPTokenizerFast
-
         from fashion_search.model.clip_tokenizer_files import clip_vocab_and_merges
+        from transformers import CLIPTokenizerFast
 
         vocab, merges = clip_vocab_and_merges()
         tok = CLIPTokenizerFast(vocab=dict(vocab), merges=[tuple(m.split()) for m in merges])
@@ -172,3 +185,33 @@ def test_quantize(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         main(["model", "quantize", str(tiny_bundle), str(tiny_bundle)])
     assert "new destination" in capsys.readouterr().err
+
+
+def test_embed_image_urls_go_through_the_safe_fetcher(
+    tiny_bundle: Path,
+    tiny_embedder: OnnxClipEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import fashion_search.fetch as fetch
+    from fashion_search.errors import UnsafeURL
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (0, 128, 0)).save(buf, format="JPEG")
+    seen: list[str] = []
+
+    def fake_fetch(url: str, *, settings: object, max_bytes: int | None = None) -> bytes:
+        seen.append(url)
+        if "internal" in url:
+            raise UnsafeURL("host resolves to a non-public address")
+        return buf.getvalue()
+
+    monkeypatch.setattr(fetch, "fetch_image", fake_fetch)
+    urls = ["https://shop.example/a.jpg", "http://internal.example/b.jpg"]
+    rows = run_cli(
+        ["embed", "--model", str(tiny_bundle), "--image", urls[0], "--image", urls[1]], capsys
+    )
+    assert seen == urls
+    expected = tiny_embedder.embed_images([buf.getvalue()]).vectors[0]
+    np.testing.assert_allclose(rows[0]["embedding"], expected, atol=1e-6)  # type: ignore[arg-type]
+    assert rows[1] == {"input": urls[1], "error": "host resolves to a non-public address"}

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fashion_search.model.clip_tokenizer_files import open_clip_bpe_path
 from fashion_search.model.embedder import OnnxClipEmbedder
+from PIL import Image
+
 from tests.fixtures.bundles import TINY_IMAGE_SIZE, tiny_clip_model
 
 torch = pytest.importorskip("torch")
@@ -167,4 +167,18 @@ def test_fixed_batch_bundle_loops_to_the_same_result(
     np.testing.assert_allclose(
         fixed.embed_images(images).vectors, tiny_embedder.embed_images(images).vectors, atol=1e-5
     )
-    np.testing.assert_allclose(fixed.embed_texts(texts), tiny_embedder.embed_texts(texts), atol=1e-5)
+    np.testing.assert_allclose(
+        fixed.embed_texts(texts), tiny_embedder.embed_texts(texts), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(("width", "height", "mode"), CASES)
+def test_preprocessed_pixels_equal_reference(
+    width: int, height: int, mode: str, tiny_embedder: OnnxClipEmbedder, processor: Any
+) -> None:
+    """Stricter than cosine: the tensor itself (catches bilinear-for-bicubic, crop offsets)."""
+    img = as_mode(synthetic(width, height, seed=width + height), mode)
+    data = encode(img)
+    ours = tiny_embedder.prepare_image(data)
+    ref = processor(images=reference_rgb(Image.open(io.BytesIO(data))), return_tensors="np")
+    np.testing.assert_allclose(ours, ref["pixel_values"][0], atol=1e-4)

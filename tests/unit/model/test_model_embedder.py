@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fashion_search.errors import ConfigError, InvalidInput
 from fashion_search.model.base import Embedder
 from fashion_search.model.embedder import OnnxClipEmbedder
 from fashion_search.model.loader import load_embedder
 from fashion_search.settings import ModelSettings, Settings
+from PIL import Image
+
 from tests.fixtures.bundles import TINY_DIM, TINY_IMAGE_SIZE, tiny_clip_model
 
 
@@ -122,10 +122,14 @@ def test_resize_mode_longest_pads(tiny_bundle: Path, tmp_path: Path) -> None:
 def test_model_id_follows_content(tiny_bundle: Path, tmp_path: Path) -> None:
     same = tmp_path / "tiny-clip"
     shutil.copytree(tiny_bundle, same)
-    assert OnnxClipEmbedder.from_bundle(same).model_id == OnnxClipEmbedder.from_bundle(tiny_bundle).model_id
+    assert (
+        OnnxClipEmbedder.from_bundle(same).model_id
+        == OnnxClipEmbedder.from_bundle(tiny_bundle).model_id
+    )
     changed = _with_preprocess(tiny_bundle, tmp_path, interpolation="bilinear")
-    assert OnnxClipEmbedder.from_bundle(changed).model_id.split("-")[-1] != (
-        OnnxClipEmbedder.from_bundle(tiny_bundle).model_id.split("-")[-1]
+    assert (
+        OnnxClipEmbedder.from_bundle(changed).model_id.split("-")[-1]
+        != (OnnxClipEmbedder.from_bundle(tiny_bundle).model_id.split("-")[-1])
     )
 
 
@@ -137,7 +141,9 @@ def test_load_embedder_from_settings(tiny_bundle: Path, tmp_path: Path) -> None:
         load_embedder(Settings(model=ModelSettings(bundle=tmp_path / "nope")))
 
 
-def test_load_embedder_from_s3(tiny_bundle: Path, tmp_path: Path, s3_client: Any, s3_bucket: str) -> None:
+def test_load_embedder_from_s3(
+    tiny_bundle: Path, tmp_path: Path, s3_client: Any, s3_bucket: str
+) -> None:
     for file in tiny_bundle.rglob("*"):
         if file.is_file() and not file.name.startswith("."):
             key = f"models/tiny/{file.relative_to(tiny_bundle).as_posix()}"
@@ -148,7 +154,9 @@ def test_load_embedder_from_s3(tiny_bundle: Path, tmp_path: Path, s3_client: Any
     embedder = load_embedder(settings)
     assert embedder.bundle.path.is_relative_to(tmp_path / "cache")
     local = OnnxClipEmbedder.from_bundle(tiny_bundle)
-    np.testing.assert_allclose(embedder.embed_texts(["shoe"]), local.embed_texts(["shoe"]), atol=1e-6)
+    np.testing.assert_allclose(
+        embedder.embed_texts(["shoe"]), local.embed_texts(["shoe"]), atol=1e-6
+    )
     # A second start reuses the copy: it works with the objects gone from S3.
     for obj in s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]:
         s3_client.delete_object(Bucket=s3_bucket, Key=obj["Key"])

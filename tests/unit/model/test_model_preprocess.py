@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fashion_search.errors import BundleError
 from fashion_search.model.bundle import PreprocessConfig
 from fashion_search.model.preprocess import (
@@ -16,6 +14,7 @@ from fashion_search.model.preprocess import (
     resize_for_model,
     shortest_side_size,
 )
+from PIL import Image
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
 

@@ -9,7 +9,6 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-
 from fashion_search.errors import BundleError
 from fashion_search.model.bundle import Bundle
 from fashion_search.model.clip_tokenizer_files import clip_vocab_and_merges, open_clip_bpe_path

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from fashion_search.errors import InvalidFilter, InvalidInput, PayloadTooLarge
 from fashion_search.stores.filters import (
-    Columns,
     compile_filter,
     matches,
     validate_filter,
     validate_metadata,
 )
+from fashion_search.stores.vectors_columns import Columns
 
 ROWS: list[dict[str, Any]] = [
     {"colour": "Red", "year": 2012, "tags": ["summer", "casual"], "sale": True},

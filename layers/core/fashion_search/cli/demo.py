@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from fashion_search.demo.catalog import DEFAULT_SEED
+from fashion_search.errors import InvalidInput
 
 
 def demo_command(
@@ -20,6 +22,10 @@ def demo_command(
     ),
     products: Annotated[int, typer.Option(min=1, max=20_000, help="Catalog size.")] = 1500,
     seed: Annotated[int, typer.Option(help="Catalog seed.")] = DEFAULT_SEED,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Use this styles.csv (images/ beside it) instead of generating one."),
+    ] = None,
     model: Annotated[
         Path | None, typer.Option(help="Model bundle (default: settings, i.e. models/demo).")
     ] = None,
@@ -30,7 +36,10 @@ def demo_command(
         bool, typer.Option(help="Generate, load and ingest, then exit (no servers).")
     ] = False,
 ) -> None:
-    """Generate a catalog, ingest it with the demo model, start the API and the UI (Ctrl-C stops)."""
+    """Generate a catalog, ingest it with the demo model, start the API and the UI.
+
+    Ctrl-C stops everything. A second run reuses the catalog, the images and the index.
+    """
     from tqdm import tqdm
 
     from fashion_search.demo import run as demo
@@ -38,17 +47,24 @@ def demo_command(
     from fashion_search.settings import Settings
 
     started = time.monotonic()
-    paths = demo.DemoPaths(data_dir)
+    paths = demo.DemoPaths(data_dir, own_catalog=catalog)
     settings = demo.demo_settings(Settings(), data_dir=data_dir, bundle=model)
     bundle = demo.check_bundle(settings)
-    if demo.ensure_catalog(paths, products=products, seed=seed):
+    if catalog is not None:
+        if not catalog.is_file() or not paths.source_images.is_dir():
+            raise InvalidInput(
+                f"--catalog needs a styles.csv with an images/ folder beside it: {catalog}",
+                field="catalog",
+            )
+        typer.echo(f"catalog: {catalog} (yours)")
+    elif demo.ensure_catalog(paths, products=products, seed=seed):
         typer.echo(f"generated a catalog of {products} products in {paths.catalog_dir}")
     else:
         typer.echo(f"catalog: {paths.styles_csv} (reused)")
     ingestor = demo.open_ingestor(settings)
     typer.echo(f"model: {ingestor.embedder.model_id} ({bundle})")
     with (
-        tqdm(total=products, desc="load  ", unit="img") as load_bar,
+        tqdm(total=None if catalog else products, desc="load  ", unit="img") as load_bar,
         tqdm(desc="ingest", unit="img") as ingest_bar,
     ):
         loaded, counts = demo.load_and_ingest(
@@ -62,7 +78,9 @@ def demo_command(
         return
     ui_app = Path("streamlit_app/app.py").resolve() if ui else None
     if ui_app is not None and not ui_app.is_file():
-        typer.echo(f"note: {ui_app} not found (run from the repository root); starting the API only")
+        typer.echo(
+            f"note: {ui_app} not found (run from the repository root); starting the API only"
+        )
         ui_app = None
     typer.echo("note: API key auth is DISABLED for this local demo (loopback only); deployments "
                "keep it on.")  # fmt: skip
@@ -70,6 +88,10 @@ def demo_command(
     def on_batch(outcomes: list[IngestOutcome]) -> None:
         typer.echo(f"drop folder: {json.dumps(summarise(outcomes))}")
 
+    # Ctrl-C, kill (SIGTERM) and a closed terminal (SIGHUP) all end in the same clean stop, also
+    # when the shell started us with SIGINT ignored (a background job).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     running = demo.start(
         ingestor, settings, paths,
         base_env=os.environ, ui_app=ui_app, api_port=api_port, ui_port=ui_port, on_batch=on_batch,
@@ -92,6 +114,10 @@ def demo_command(
     finally:
         running.stop()
     typer.echo("stopped.")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def demo_catalog_command(

@@ -1,4 +1,4 @@
-"""``fashion-search embed``: print CLIP embeddings as JSON lines, for other tools or a quick check."""
+"""``fashion-search embed``: CLIP embeddings as JSON lines, for other tools or a quick check."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def _read_image(source: str, settings: Settings) -> bytes:
 
 
 def embed_command(
-    text: Annotated[list[str] | None, typer.Option("--text", help="A text to embed (repeat).")] = None,
+    text: Annotated[
+        list[str] | None, typer.Option("--text", help="A text to embed (repeat).")
+    ] = None,
     image: Annotated[
         list[str] | None, typer.Option("--image", help="An image path or URL to embed (repeat).")
     ] = None,
@@ -72,6 +74,7 @@ def embed_command(
             lines[i] = {"input": images[i], "error": result.errors[j].message}
     for i in range(len(images)):  # input order
         typer.echo(json.dumps(lines[i]))
+
 
 def register(app: typer.Typer) -> None:
     app.command("embed")(embed_command)

@@ -17,7 +17,9 @@ def eval_command(
     images: Annotated[
         Path | None, typer.Option(help="Images folder ({id}.jpg); default: images/ beside the CSV.")
     ] = None,
-    model: Annotated[Path, typer.Option(help="Model bundle (immich layout).")] = Path("models/demo"),
+    model: Annotated[Path, typer.Option(help="Model bundle (immich layout).")] = Path(
+        "models/demo"
+    ),
     out: Annotated[Path, typer.Option(help="Folder for the Markdown report and plot.")] = Path(
         "reports"
     ),

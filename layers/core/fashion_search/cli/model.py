@@ -56,8 +56,12 @@ def info_command(
 
 
 def pull_command(
-    repo: Annotated[str, typer.Argument(help="Hub repo (immich-app/ViT-B-32__openai) or a local dir.")],
-    dest: Annotated[Path | None, typer.Option(help="Where to write (default models/<name>).")] = None,
+    repo: Annotated[
+        str, typer.Argument(help="Hub repo (immich-app/ViT-B-32__openai) or a local dir.")
+    ],
+    dest: Annotated[
+        Path | None, typer.Option(help="Where to write (default models/<name>).")
+    ] = None,
     revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Hugging Face cache directory.")] = None,
     offline: Annotated[bool, typer.Option(help="Use only the local Hugging Face cache.")] = False,

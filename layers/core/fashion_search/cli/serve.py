@@ -36,7 +36,7 @@ def _factory() -> object:
     from fashion_search.api import create_app
 
     app = create_app(Settings())
-    app.state.searcher_provider.get()
+    app.state.searcher_provider.get().warm()
     return app
 
 
@@ -82,6 +82,7 @@ def serve_command(
 
     app = create_app(settings)
     searcher = app.state.searcher_provider.get()  # load before listening: ready when /health is
+    searcher.warm()
     log.info("model %s, %d vectors", searcher.embedder.model_id, searcher.index_size())
     uvicorn.run(
         app, host=settings.api.host, port=settings.api.port, log_level=settings.log_level.lower()

@@ -117,7 +117,9 @@ SHAPES: dict[str, ShapeFn] = {
 }
 
 
-def _pattern_fill(size: int, pattern: str, base: RGB, accent: RGB, rng: random.Random) -> Image.Image:
+def _pattern_fill(
+    size: int, pattern: str, base: RGB, accent: RGB, rng: random.Random
+) -> Image.Image:
     img = Image.new("RGB", (size, size), base)
     d = ImageDraw.Draw(img)
     period = int(size * rng.uniform(0.09, 0.14))

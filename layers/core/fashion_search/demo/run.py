@@ -33,14 +33,16 @@ GENERATOR_VERSION = 1
 @dataclass(frozen=True)
 class DemoPaths:
     data_dir: Path
+    # A user's own styles.csv (images/ beside it) instead of the generated catalog.
+    own_catalog: Path | None = None
 
     @property
     def catalog_dir(self) -> Path:
-        return self.data_dir / "catalog"
+        return self.own_catalog.parent if self.own_catalog else self.data_dir / "catalog"
 
     @property
     def styles_csv(self) -> Path:
-        return self.catalog_dir / "styles.csv"
+        return self.own_catalog or self.catalog_dir / "styles.csv"
 
     @property
     def source_images(self) -> Path:
@@ -62,7 +64,9 @@ def demo_settings(base: Settings, *, data_dir: Path, bundle: Path | None = None)
         update={
             "home": Home.EMBEDDED,
             "embedded": base.embedded.model_copy(update={"data_dir": data_dir.resolve()}),
-            "model": base.model.model_copy(update={"bundle": (bundle or base.model.bundle).resolve()}),
+            "model": base.model.model_copy(
+                update={"bundle": (bundle or base.model.bundle).resolve()}
+            ),
             "api": base.api.model_copy(update={"auth_disabled": True, "host": "127.0.0.1"}),
         }
     )

@@ -98,7 +98,16 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def api_service(*, port: int, log_dir: Path) -> Service:
     base = f"http://{LOOPBACK}:{port}"
-    argv = [sys.executable, "-m", "fashion_search.cli", "serve", "--host", LOOPBACK, "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "fashion_search.cli",
+        "serve",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+    ]
     return Service("API", argv, base, f"{base}/health", log_dir / "api.log")
 
 

@@ -39,7 +39,7 @@ def rank_metrics(scores: Matrix, relevant: Mask, *, ks: Sequence[int]) -> Rankin
     scores, relevant = scores[keep], relevant[keep]
     n = int(scores.shape[0])
     if n == 0:
-        return RankingScores({k: 0.0 for k in ks}, {k: 0.0 for k in ks}, 0.0, 0)
+        return RankingScores(dict.fromkeys(ks, 0.0), dict.fromkeys(ks, 0.0), 0.0, 0)
     order = np.argsort(-scores, axis=1, kind="stable")
     ranked = np.take_along_axis(relevant, order, axis=1)
     first = ranked.argmax(axis=1)  # a relevant one exists in every kept row

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-
 from fashion_search.eval.metrics import (
     Matrix,
     RankingScores,
@@ -69,7 +68,9 @@ def evaluate_embeddings(
     # The same queries against images alone: what a user's free-text search sees, and free of
     # the exact-name match the 0.1 text share rewards.
     image_only = document_scores(q, image_vectors)
-    results.append(TaskResult("text->image (image only)", rank_metrics(image_only, relevant, ks=ks)))
+    results.append(
+        TaskResult("text->image (image only)", rank_metrics(image_only, relevant, ks=ks))
+    )
 
     for field, task in (("articleType", "category->product"), ("baseColour", "colour->product")):
         labels = [r.tags.get(field, "") for r in rows]
@@ -88,4 +89,3 @@ def evaluate_embeddings(
             TaskResult(f"image->image ({field})", image_to_image(image_vectors, labels, ks=ks))
         )
     return results
-

@@ -3,7 +3,7 @@ with Pillow so no plotting library is needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -26,7 +26,11 @@ def table(results: Sequence[TaskResult]) -> str:
 
 
 def markdown(
-    sections: dict[str, Sequence[TaskResult]], *, title: str, notes: Sequence[str], plot: str | None
+    sections: Mapping[str, Sequence[TaskResult]],
+    *,
+    title: str,
+    notes: Sequence[str],
+    plot: str | None,
 ) -> str:
     out = [f"# {title}", ""]
     out += [f"- {n}" for n in notes]
@@ -47,7 +51,9 @@ def markdown(
 _PALETTE = ((66, 103, 178), (232, 125, 49), (90, 170, 90), (200, 70, 80), (140, 100, 180))
 
 
-def bar_chart(sections: dict[str, Sequence[TaskResult]], path: Path, *, metric: str = "R@1") -> Path:
+def bar_chart(
+    sections: Mapping[str, Sequence[TaskResult]], path: Path, *, metric: str = "R@1"
+) -> Path:
     """Grouped bars: one group per task, one bar per section (subset), heights = ``metric``
     (P@1 for tasks without a recall-style meaning is the same number at k=1)."""
     names = list(sections)

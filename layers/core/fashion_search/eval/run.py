@@ -28,7 +28,11 @@ class Evaluation:
 
 
 def embed_catalog(
-    embedder: Embedder, rows: Sequence[StyleRow], *, batch: int = 64, progress: Progress | None = None
+    embedder: Embedder,
+    rows: Sequence[StyleRow],
+    *,
+    batch: int = 64,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """Image vectors in row order and the indices of rows whose image failed to decode."""
     vectors: list[np.ndarray] = []

@@ -14,19 +14,21 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from fashion_search.errors import InvalidInput, NotFound, StaleEvent
 from fashion_search.ingest.events import BlobEvent, EventKind, latest_per_image
 from fashion_search.ingest.ledger import Claim, EventLedger
-from fashion_search.ingest.metadata import tags_from_user_metadata, vector_metadata
+from fashion_search.ingest.metadata import tags_from_user_metadata
 from fashion_search.ingest.outcome import IngestOutcome, OutcomeStatus
 from fashion_search.ingest.removes import STALE, apply_removes
 from fashion_search.ingest.removes import retry_reason as _retry_reason
 from fashion_search.ingest.tags import TagPredictor, VocabularyCache
+from fashion_search.ingest.writes import Create, catalog_item, write_indexed
 from fashion_search.model.base import Embedder
-from fashion_search.types import CatalogItem, ItemStatus, Vector, VectorRecord
+from fashion_search.types import CatalogItem, ItemStatus
 
 if TYPE_CHECKING:
     from fashion_search.home import Stores
@@ -34,21 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _S, _K = OutcomeStatus, EventKind
-
-
-@dataclass(slots=True)
-class _Create:
-    index: int
-    event: BlobEvent
-    image_id: str
-    stored: CatalogItem | None
-    data: bytes = b""
-    content_hash: str = ""
-    etag: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    display_name: str | None = None
-    tags_predicted: bool = False
-    vector: Vector | None = None
 
 
 class Ingestor:
@@ -180,10 +167,10 @@ class Ingestor:
     def _creates(
         self, creates: list[tuple[int, BlobEvent]], stored: dict[str, CatalogItem]
     ) -> None:
-        pending: list[_Create] = []
+        pending: list[Create] = []
         for i, ev in creates:
             iid = ev.image_id(self._stores.ingest_prefix)
-            c = _Create(index=i, event=ev, image_id=iid, stored=stored.get(iid))
+            c = Create(index=i, event=ev, image_id=iid, stored=stored.get(iid))
             skip = self._replay_or_stale(c)
             if skip:
                 self._done(i, ev, _S.SKIPPED, skip)
@@ -195,7 +182,7 @@ class Ingestor:
         self._embed(ready)
         self._write([c for c in ready if c.vector is not None])
 
-    def _replay_or_stale(self, c: _Create) -> str | None:
+    def _replay_or_stale(self, c: Create) -> str | None:
         cur, ev = c.stored, c.event
         if cur is None:
             return None
@@ -213,7 +200,7 @@ class Ingestor:
             return f"duplicate: already failed ({cur.reason})"
         return None
 
-    def _read(self, c: _Create) -> bool:
+    def _read(self, c: Create) -> bool:
         """Fetch bytes and tags. False when the record is finished (failed, gone, retry)."""
         ev, blobs = c.event, self._stores.blobs
         try:
@@ -251,7 +238,7 @@ class Ingestor:
             c.vector = cur.embedding  # same bytes, same model: no need to run the model
         return True
 
-    def _embed(self, ready: list[_Create]) -> None:
+    def _embed(self, ready: list[Create]) -> None:
         todo = [c for c in ready if c.vector is None]
         if todo:
             try:
@@ -271,8 +258,6 @@ class Ingestor:
         untagged = [c for c in ready if c.vector is not None and not c.tags]
         if untagged:
             try:
-                import numpy as np
-
                 vectors = np.stack([c.vector for c in untagged if c.vector is not None])
                 predicted = self._predictor.predict(vectors, self._vocabulary.get())
             except Exception as exc:  # tags are a nicety: index without them
@@ -281,29 +266,12 @@ class Ingestor:
             for c, tags in zip(untagged, predicted, strict=True):
                 c.tags, c.tags_predicted = tags, bool(tags)
 
-    def _item(self, c: _Create, status: ItemStatus, reason: str | None = None) -> CatalogItem:
-        ev = c.event
-        return CatalogItem(
-            image_id=c.image_id,
-            key=ev.key,
-            status=status,
-            bucket=ev.bucket,
-            tags=c.tags,
-            tags_predicted=c.tags_predicted,
-            display_name=c.display_name,
-            content_hash=c.content_hash or None,
-            etag=c.etag or ev.etag,
-            version_id=ev.version_id,
-            ordering_token=ev.ordering_token,
-            model_id=self._embedder.model_id if c.vector is not None else None,
-            embedding=c.vector,
-            reason=reason,
-        )
-
-    def _fail(self, c: _Create, reason: str) -> None:
+    def _fail(self, c: Create, reason: str) -> None:
         c.vector = None
         try:
-            self._stores.catalog.put_if_newer(self._item(c, ItemStatus.FAILED, reason))
+            self._stores.catalog.put_if_newer(
+                catalog_item(c, ItemStatus.FAILED, model_id=None, reason=reason)
+            )
             if c.stored is not None and c.stored.status is ItemStatus.INDEXED:
                 # The key now holds a bad object: the old picture must stop matching.
                 self._stores.vectors.delete([c.image_id], namespace=self._stores.namespace)
@@ -315,55 +283,11 @@ class Ingestor:
             return
         self._done(c.index, c.event, _S.FAILED, reason)
 
-    def _write(self, ready: list[_Create]) -> None:
-        records: list[tuple[_Create, VectorRecord]] = []
-        catalog = self._stores.catalog
-        for c in ready:
-            assert c.vector is not None
-            try:
-                stored = catalog.put_if_newer(self._item(c, ItemStatus.PENDING))
-            except StaleEvent:
-                self._done(c.index, c.event, _S.SKIPPED, STALE)
-                continue
-            except Exception as exc:
-                self._done(c.index, c.event, _S.RETRY, "catalog: " + _retry_reason(exc))
-                continue
-            records.append((c, VectorRecord(c.image_id, c.vector, vector_metadata(stored))))
-        step = self._upsert_chunk
-        for start in range(0, len(records), step):
-            chunk = records[start : start + step]
-            try:
-                self._stores.vectors.upsert([r for _, r in chunk], namespace=self._stores.namespace)
-            except Exception as exc:
-                # The items stay PENDING with their embedding: the retry (or reconcile) finishes.
-                for c, _ in chunk:
-                    self._done(c.index, c.event, _S.RETRY, "vector upsert: " + _retry_reason(exc))
-                continue
-            for c, _ in chunk:
-                self._mark_indexed(c)
-
-    def _mark_indexed(self, c: _Create) -> None:
-        catalog = self._stores.catalog
-        try:
-            catalog.update_status(
-                c.image_id,
-                ItemStatus.INDEXED,
-                model_id=self._embedder.model_id,
-                expected_token=c.event.ordering_token,
-            )
-        except StaleEvent:
-            # A newer event got in between. If it was a delete, our upsert may have put the
-            # vector back after its delete: take it out again.
-            try:
-                cur = catalog.get(c.image_id)
-                if cur is None or cur.status is ItemStatus.DELETED:
-                    self._stores.vectors.delete([c.image_id], namespace=self._stores.namespace)
-            except Exception as exc:
-                self._done(c.index, c.event, _S.RETRY, "cleanup: " + _retry_reason(exc))
-                return
-            self._done(c.index, c.event, _S.SKIPPED, "stale: a newer event was applied meanwhile")
-            return
-        except Exception as exc:
-            self._done(c.index, c.event, _S.RETRY, "catalog: " + _retry_reason(exc))
-            return
-        self._done(c.index, c.event, _S.INDEXED)
+    def _write(self, ready: list[Create]) -> None:
+        write_indexed(
+            self._stores,
+            ready,
+            model_id=self._embedder.model_id,
+            upsert_chunk=self._upsert_chunk,
+            done=self._done,
+        )

@@ -52,4 +52,5 @@ class Embedder(Protocol):
 def l2_normalise(x: np.ndarray) -> Vector:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    out: Vector = (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return out

@@ -1,7 +1,7 @@
 """An immich-layout model bundle on disk: which files, and what their JSON says.
 
 ```
-BUNDLE/config.json                 open_clip config: embed_dim, vision_cfg.image_size, text_cfg.context_length
+BUNDLE/config.json                 open_clip config: embed_dim, text_cfg.context_length, ...
 BUNDLE/visual/model.onnx           "image" float32 [B,3,S,S] -> "embedding" [B,D]
 BUNDLE/visual/preprocess_cfg.json  size, mean, std, interpolation, resize_mode, fill_color
 BUNDLE/textual/model.onnx          "text" int32 [B,L] -> "embedding" [B,D]
@@ -99,19 +99,21 @@ class PreprocessConfig:
             "std": list(self.std),
             "interpolation": self.interpolation,
             "resize_mode": self.resize_mode,
-            "fill_color": self.fill_color[0] if len(set(self.fill_color)) == 1 else list(self.fill_color),
+            "fill_color": self.fill_color[0]
+            if len(set(self.fill_color)) == 1
+            else list(self.fill_color),
         }
 
 
 def _triple(value: Any, name: str, where: str) -> tuple[float, float, float]:
     if isinstance(value, int | float):
-        return (float(value),) * 3  # type: ignore[return-value]
+        return (float(value), float(value), float(value))
     values = tuple(float(v) for v in value)
     if len(values) != 3:
         raise BundleError(f"{where}: {name} needs 3 values (RGB), got {len(values)}")
     if name == "std" and any(v <= 0 for v in values):
         raise BundleError(f"{where}: std values must be positive, got {values}")
-    return cast(tuple[float, float, float], values)
+    return values[0], values[1], values[2]
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def clip_vocab_and_merges(bpe_path: Path | None = None) -> tuple[dict[str, int],
 
 def write_clip_tokenizer(dest: Path, *, context_length: int = 77) -> None:
     """tokenizer.json, tokenizer_config.json, special_tokens_map.json (as immich bundles have)."""
-    from transformers import CLIPTokenizerFast
+    from transformers import CLIPTokenizerFast  # type: ignore[attr-defined]
 
     vocab, merges = clip_vocab_and_merges()
     tok = CLIPTokenizerFast(vocab=dict(vocab), merges=[tuple(m.split()) for m in merges])
@@ -71,7 +71,9 @@ def save_tokenizer(tok: Any, dest: Path, *, context_length: int) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(dest))
     if not (dest / "tokenizer.json").is_file():
-        raise BundleError(f"{type(tok).__name__} did not write tokenizer.json (not a fast tokenizer)")
+        raise BundleError(
+            f"{type(tok).__name__} did not write tokenizer.json (not a fast tokenizer)"
+        )
     cfg_path = dest / "tokenizer_config.json"
     cfg: dict[str, Any] = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
     cfg["model_max_length"] = context_length

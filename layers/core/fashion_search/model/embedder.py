@@ -36,7 +36,7 @@ Prepared = NDArray[np.float32] | InvalidImage
 
 
 class OnnxClipEmbedder:
-    """A CLIP model from an immich-layout bundle; implements ``fashion_search.model.base.Embedder``."""
+    """A CLIP model from an immich-layout bundle (implements ``model.base.Embedder``)."""
 
     def __init__(
         self,
@@ -54,17 +54,25 @@ class OnnxClipEmbedder:
         self.batch_size = batch_size
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels
-        self.decode_workers = decode_workers if decode_workers is not None else min(4, os.cpu_count() or 1)
+        self.decode_workers = (
+            decode_workers if decode_workers is not None else min(4, os.cpu_count() or 1)
+        )
         self.visual = Tower(
             bundle.visual_model,
             input_name="image",
             allowed_dtypes=("tensor(float)",),
+            expected_shape=(None, 3, bundle.image_size, bundle.image_size),
+            expected_dim=bundle.embed_dim,
+            where=f"preprocess_cfg.json size {bundle.image_size}",
             intra_op_threads=intra_op_threads,
         )
         self.textual = Tower(
             bundle.textual_model,
             input_name="text",
             allowed_dtypes=("tensor(int32)", "tensor(int64)"),
+            expected_shape=(None, bundle.context_length),
+            expected_dim=bundle.embed_dim,
+            where=f"config.json context_length {bundle.context_length}",
             intra_op_threads=intra_op_threads,
         )
         self._tokenizer: ClipTokenizer | None = None
@@ -107,7 +115,9 @@ class OnnxClipEmbedder:
         return self.visual.dim
 
     def load(self) -> None:
-        """Open both sessions and the tokenizer now (cold start), checking they agree."""
+        """Open both sessions and the tokenizer now (cold start), checking they agree.
+
+        Each tower also checks itself against the bundle's JSON when it loads lazily."""
         self.visual.load()
         self.textual.load()
         self.tokenizer  # noqa: B018 - loads it
@@ -116,22 +126,6 @@ class OnnxClipEmbedder:
         known = {k: v for k, v in dims.items() if v is not None}
         if len(set(known.values())) > 1:
             raise BundleError(f"{self.bundle.path}: embedding sizes disagree: {known}")
-        shape = self.visual.input_shape
-        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-            raise BundleError(f"{self.bundle.path}: visual input must be [B,3,S,S], got {shape}")
-        if isinstance(shape[-1], int) and shape[-1] != self.bundle.image_size:
-            raise BundleError(
-                f"{self.bundle.path}: preprocess_cfg.json size {self.bundle.image_size} "
-                f"but visual/model.onnx takes {shape[-1]}x{shape[-1]}"
-            )
-        text_shape = self.textual.input_shape
-        if len(text_shape) != 2:
-            raise BundleError(f"{self.bundle.path}: text input must be [B,L], got {text_shape}")
-        if isinstance(text_shape[1], int) and text_shape[1] != self.bundle.context_length:
-            raise BundleError(
-                f"{self.bundle.path}: config.json context_length {self.bundle.context_length} "
-                f"but textual/model.onnx takes {text_shape[1]} tokens"
-            )
 
     @property
     def tokenizer(self) -> ClipTokenizer:

@@ -68,7 +68,8 @@ def export_onnx(
 
 
 def _normalised(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    out: torch.Tensor = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return out
 
 
 def _hf_towers(model: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -126,6 +127,7 @@ def export_hf_clip(
 
     source_dir: Path | None = None
     tokenizer: Any = None
+    model: Any
     if isinstance(source, str | Path):
         source_dir = Path(source) if Path(source).is_dir() else None
         try:
@@ -133,7 +135,9 @@ def export_hf_clip(
         except (OSError, ValueError) as exc:
             raise BundleError(f"cannot load a Hugging Face CLIP from {source}: {exc}") from exc
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=local_files_only)
+            tokenizer = AutoTokenizer.from_pretrained(
+                str(source), local_files_only=local_files_only
+            )
         except (OSError, ValueError):
             tokenizer = None
         # transformers 5 builds an *empty* CLIPTokenizer when the source has no vocabulary.
@@ -143,7 +147,7 @@ def export_hf_clip(
             log.info("no usable tokenizer in %s: writing OpenAI CLIP's", source)
     else:
         model = source
-    model = model.eval()
+    model.eval()
     vcfg, tcfg = model.config.vision_config, model.config.text_config
     size, context = int(vcfg.image_size), int(tcfg.max_position_embeddings)
     visual, textual = _hf_towers(model)

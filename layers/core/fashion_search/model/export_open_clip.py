@@ -49,8 +49,10 @@ def export_open_clip(
     model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
-    raw_pp = getattr(model.visual, "preprocess_cfg", None) or {}
-    raw_pp = asdict(raw_pp) if is_dataclass(raw_pp) and not isinstance(raw_pp, type) else dict(raw_pp)
+    found: Any = getattr(model.visual, "preprocess_cfg", None) or {}
+    raw_pp: dict[str, Any] = (
+        asdict(found) if is_dataclass(found) and not isinstance(found, type) else dict(found)
+    )
     preprocess = PreprocessConfig.from_json(raw_pp, where=f"open_clip {model_name}")
     size = preprocess.size
     context = int(getattr(model, "context_length", None) or tokenizer.context_length)

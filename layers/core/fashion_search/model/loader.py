@@ -1,4 +1,4 @@
-"""Build the embedder the settings describe: a local bundle, or one in S3 copied to a local cache."""
+"""Build the embedder the settings describe: a local bundle, or one in S3 copied to a cache."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def load_embedder(settings: Settings) -> OnnxClipEmbedder:
     """The configured model, ready to embed (sessions open lazily on first use)."""
     model = settings.model
     if model.s3_uri:
-        path = fetch_s3_bundle(model.s3_uri, cache_dir=model.cache_dir, endpoint_url=settings.aws.endpoint_url)
+        path = fetch_s3_bundle(
+            model.s3_uri, cache_dir=model.cache_dir, endpoint_url=settings.aws.endpoint_url
+        )
     else:
         path = model.bundle
     if not path.is_dir():
@@ -51,7 +53,9 @@ def fetch_s3_bundle(
     """
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise ConfigError(f"model S3 URI must look like s3://bucket/prefix/, got {uri!r}", field="model.s3_uri")
+        raise ConfigError(
+            f"model S3 URI must look like s3://bucket/prefix/, got {uri!r}", field="model.s3_uri"
+        )
     bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"

@@ -68,7 +68,11 @@ class OrtSession:
         return np.asarray(result, dtype=np.float32)
 
 
-_DTYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
+_DTYPES: dict[str, type[np.generic]] = {
+    "tensor(float)": np.float32,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
 
 
 class Tower:
@@ -80,9 +84,17 @@ class Tower:
         *,
         input_name: str,
         allowed_dtypes: tuple[str, ...],
+        expected_shape: tuple[int | None, ...],
+        expected_dim: int | None,
+        where: str,
         intra_op_threads: int | None = None,
     ) -> None:
+        """``expected_shape``/``expected_dim`` come from the bundle's JSON (None: anything);
+        ``where`` names that JSON in error messages."""
         self.path = path
+        self._expected_shape = expected_shape
+        self._expected_dim = expected_dim
+        self._where = where
         self.input_name = input_name
         self._allowed_dtypes = allowed_dtypes
         self._threads = intra_op_threads
@@ -107,8 +119,7 @@ class Tower:
         spec = inputs.get(self.input_name)
         if spec is None or len(inputs) != 1:
             raise BundleError(
-                f"{self.path}: expected one input named {self.input_name!r}, "
-                f"found {sorted(inputs)}"
+                f"{self.path}: expected one input named {self.input_name!r}, found {sorted(inputs)}"
             )
         if spec.dtype not in self._allowed_dtypes:
             raise BundleError(
@@ -122,6 +133,22 @@ class Tower:
         if len(out_shape) != 2:
             raise BundleError(f"{self.path}: output 'embedding' must be [B, D], got {out_shape}")
         self.dim = out_shape[1] if isinstance(out_shape[1], int) else None
+        if self._expected_dim is not None and self.dim not in (None, self._expected_dim):
+            raise BundleError(
+                f"{self.path}: embedding sizes disagree: config.json embed_dim "
+                f"{self._expected_dim}, this tower {self.dim}"
+            )
+        if len(spec.shape) != len(self._expected_shape):
+            raise BundleError(
+                f"{self.path}: input {self.input_name!r} must have "
+                f"{len(self._expected_shape)} axes, got {list(spec.shape)}"
+            )
+        for axis, (got, want) in enumerate(zip(spec.shape, self._expected_shape, strict=True)):
+            if isinstance(got, int) and want is not None and got != want and axis > 0:
+                raise BundleError(
+                    f"{self.path}: input {self.input_name!r} is {list(spec.shape)} but "
+                    f"{self._where} says {want} on axis {axis}"
+                )
         batch = spec.shape[0] if spec.shape else None
         self.fixed_batch = batch if isinstance(batch, int) else None
         self.input_shape = spec.shape

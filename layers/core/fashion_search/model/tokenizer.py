@@ -1,4 +1,4 @@
-"""Text -> token ids for the text tower, with the ``tokenizers`` library (no torch, no transformers).
+"""Text -> token ids for the text tower, with the ``tokenizers`` library (no torch).
 
 Matches OpenAI CLIP's tokenizer (open_clip ``SimpleTokenizer``): the same text clean-up before
 BPE (HTML entities, ftfy's default character fixes, whitespace), ``<start>`` + tokens +
@@ -121,7 +121,9 @@ class ClipTokenizer:
         if pad_token is None:
             # No pad token configured: pad with end-of-text (what HF CLIP does).
             if eot_id is None:
-                raise BundleError(f"{tokenizer_json.parent}: tokenizer_config.json names no pad_token")
+                raise BundleError(
+                    f"{tokenizer_json.parent}: tokenizer_config.json names no pad_token"
+                )
             pad_id = eot_id
         else:
             found = tok.token_to_id(pad_token)
@@ -141,7 +143,9 @@ class ClipTokenizer:
             last = ids[-1]
             # Keep the closing end-of-text token: the text tower pools at it.
             keep_last = self.eot_id is not None and last == self.eot_id
-            ids = ids[: self.context_length - 1] + [last] if keep_last else ids[: self.context_length]
+            ids = (
+                ids[: self.context_length - 1] + [last] if keep_last else ids[: self.context_length]
+            )
         return ids
 
     def __call__(self, texts: Sequence[str]) -> NDArray[np.int32]:

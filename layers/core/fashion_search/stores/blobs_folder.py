@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge
+from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge, StoreError
 from fashion_search.stores.blobs import check_key, normalise_metadata
 from fashion_search.types import BlobInfo
 
@@ -80,8 +80,29 @@ class FolderBlobStore:
     ) -> BlobInfo:
         path = self._path(key)
         meta = normalise_metadata(metadata)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp_dir / f"{uuid.uuid4().hex}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return self._put(key, path, tmp, data, content_type, meta)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            # S3 holds "a.jpg" and "a.jpg/b.jpg" side by side; a file system cannot.
+            raise InvalidInput(
+                f"blob key {key!r} clashes with a folder or file already in the store", field="key"
+            ) from exc
+        except OSError as exc:  # disk full, permissions
+            raise StoreError(f"cannot write blob {key!r}: {exc.strerror or exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _put(
+        self,
+        key: str,
+        path: Path,
+        tmp: Path,
+        data: bytes,
+        content_type: str | None,
+        meta: dict[str, str],
+    ) -> BlobInfo:
         _write_synced(tmp, data)
         st = tmp.stat()
         record = {
@@ -98,16 +119,18 @@ class FolderBlobStore:
             os.replace(tmp, path)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                tmp.unlink(missing_ok=True)
                 raise
-            # The root is a different filesystem: write next to the target instead.
+            # The root is on another filesystem than the meta folder: stage next to the target.
             tmp.unlink(missing_ok=True)
-            tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-            _write_synced(tmp, data)
-            st = tmp.stat()
-            record.update(ino=st.st_ino, mtime_ns=st.st_mtime_ns)
-            self._write_sidecar(key, record)
-            os.replace(tmp, path)
+            staged = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+            try:
+                _write_synced(staged, data)
+                st = staged.stat()
+                record.update(ino=st.st_ino, mtime_ns=st.st_mtime_ns)
+                self._write_sidecar(key, record)
+                os.replace(staged, path)
+            finally:
+                staged.unlink(missing_ok=True)
         _fsync_dir(path.parent)
         return _info(record)
 
@@ -144,6 +167,8 @@ class FolderBlobStore:
                 data = f.read(max_bytes + 1)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise NotFound(f"no blob {key!r}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read blob {key!r}: {exc.strerror or exc}") from exc
         if len(data) > max_bytes:  # the file grew after fstat
             raise PayloadTooLarge(f"blob {key!r} is over the {max_bytes} byte cap")
         return data

@@ -23,20 +23,20 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from fashion_search.errors import InvalidInput, StoreError
 from fashion_search.stores.filters import (
-    Columns,
     compile_filter,
     fields_of,
     validate_metadata,
     validate_record_id,
 )
+from fashion_search.stores.vectors_matrix import Segment, top_rows, unit_rows
 from fashion_search.types import Filter, Match, Vector, VectorRecord
 
 SCHEMA_VERSION = 1
@@ -54,57 +54,6 @@ CREATE INDEX IF NOT EXISTS slots_seq ON slots (seq);
 """
 
 
-def _unit_rows(vectors: Sequence[Vector], dimension: int, ids: Sequence[str]) -> npt.NDArray[Any]:
-    matrix = np.asarray(np.stack([np.asarray(v, dtype=np.float64) for v in vectors]))
-    if matrix.ndim != 2 or matrix.shape[1] != dimension:
-        raise InvalidInput(
-            f"vectors must have dimension {dimension}, got shape {matrix.shape[1:]}",
-            field="values",
-        )
-    norms = np.linalg.norm(matrix, axis=1)
-    bad = ~np.isfinite(norms) | (norms == 0)
-    if bad.any():
-        raise InvalidInput(
-            f"vector {ids[int(np.argmax(bad))]!r} is all zeros or not finite; cosine needs "
-            "a non-zero finite vector",
-            field="values",
-        )
-    unit: npt.NDArray[np.float32] = (matrix / norms[:, None]).astype(np.float32)
-    return unit
-
-
-class _Segment:
-    """One namespace in memory: which rows are live, the mapped matrix, built filter columns."""
-
-    def __init__(self, path: Path, nsid: int, dimension: int) -> None:
-        self.path = path
-        self.nsid = nsid
-        self.dimension = dimension
-        self.n_rows = 0
-        self.live = np.zeros(0, dtype=bool)
-        self.n_live = 0
-        self.matrix: npt.NDArray[np.float32] = np.zeros((0, dimension), dtype=np.float32)
-        self.columns = Columns()
-
-    def grow(self, n_rows: int) -> None:
-        if n_rows <= self.n_rows:
-            return
-        if n_rows > len(self.live):
-            live = np.zeros(max(n_rows, 2 * len(self.live), 1024), dtype=bool)
-            live[: self.n_rows] = self.live[: self.n_rows]
-            self.live = live
-        # Map only rows a committed transaction made live: they were fsynced before it.
-        self.matrix = np.asarray(
-            np.memmap(self.path, dtype=np.float32, mode="r", shape=(n_rows, self.dimension))
-        )
-        self.n_rows = n_rows
-
-    def set_live(self, row: int, alive: bool) -> None:
-        if self.live[row] != alive:
-            self.live[row] = alive
-            self.n_live += 1 if alive else -1
-
-
 class EmbeddedVectorIndex:
     """A persistent, exact cosine index on one machine, safe for one writer and many readers.
 
@@ -117,7 +66,7 @@ class EmbeddedVectorIndex:
         self._path = Path(path)
         self._dimension = dimension
         self._lock = threading.RLock()
-        self._segments: dict[str, _Segment] = {}
+        self._segments: dict[str, Segment] = {}
         self._seq = 0
         self._data_version = -1
         try:
@@ -176,35 +125,40 @@ class EmbeddedVectorIndex:
         if version == self._data_version and not force:
             return
         self._data_version = version
-        if not self._segments:
-            return
         self._db.execute("BEGIN")
         try:
-            by_nsid = {seg.nsid: seg for seg in self._segments.values()}
+            self._apply_changes()
+        finally:
+            self._db.execute("COMMIT")
+
+    def _apply_changes(self) -> None:
+        """Bring every loaded segment to the open read transaction's snapshot."""
+        by_nsid = {seg.nsid: seg for seg in self._segments.values()}
+        if by_nsid:
             for nsid, next_row in self._db.execute("SELECT nsid, next_row FROM namespaces"):
                 if nsid in by_nsid:
                     by_nsid[nsid].grow(next_row)
             changed = self._db.execute(
-                "SELECT nsid, row, removed, metadata, seq FROM slots WHERE seq > ?", (self._seq,)
+                "SELECT nsid, row, removed, metadata FROM slots WHERE seq > ?", (self._seq,)
             ).fetchall()
-        finally:
-            self._db.execute("COMMIT")
-        for nsid, row, removed, metadata, seq in changed:
-            self._seq = max(self._seq, seq)
-            seg = by_nsid.get(nsid)
-            if seg is None:
-                continue
-            seg.set_live(row, not removed)
-            if not removed and seg.columns.fields:
-                seg.columns.add_row(row, json.loads(metadata), seg.n_rows)
+            for nsid, row, removed, metadata in changed:
+                seg = by_nsid.get(nsid)
+                if seg is None:
+                    continue
+                seg.set_live(row, not removed)
+                if not removed and seg.columns.fields:
+                    seg.columns.add_row(row, json.loads(metadata), seg.n_rows)
+        self._seq = int(self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
 
-    def _segment(self, namespace: str) -> _Segment | None:
+    def _segment(self, namespace: str) -> Segment | None:
         self._refresh()
         seg = self._segments.get(namespace)
         if seg is not None:
             return seg
         self._db.execute("BEGIN")
         try:
+            # One snapshot for the loaded segments and the new one, so none misses a commit.
+            self._apply_changes()
             found = self._db.execute(
                 "SELECT nsid, next_row FROM namespaces WHERE name = ?", (namespace,)
             ).fetchone()
@@ -214,21 +168,17 @@ class EmbeddedVectorIndex:
             rows = self._db.execute(
                 "SELECT row FROM slots WHERE nsid = ? AND removed = 0", (nsid,)
             ).fetchall()
-            seq = self._db.execute("SELECT max(seq) FROM slots").fetchone()[0] or 0
+            seg = Segment(self._path / f"ns-{nsid}.f32", nsid, self._dimension)
+            seg.grow(next_row)
+            live_rows = np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
+            seg.live[live_rows] = True
+            seg.n_live = len(live_rows)
+            self._segments[namespace] = seg
         finally:
             self._db.execute("COMMIT")
-        seg = _Segment(self._path / f"ns-{nsid}.f32", nsid, self._dimension)
-        seg.grow(next_row)
-        live_rows = np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
-        seg.live[live_rows] = True
-        seg.n_live = len(live_rows)
-        # Other segments must also be current as of this snapshot before _seq moves past it.
-        self._refresh(force=True)
-        self._segments[namespace] = seg
-        self._seq = max(self._seq, seq)
         return seg
 
-    def _build_columns(self, seg: _Segment, fields: set[str]) -> None:
+    def _build_columns(self, seg: Segment, fields: set[str]) -> None:
         for field in sorted(fields - seg.columns.fields):
             rows = self._db.execute(
                 "SELECT s.row, j.type, j.atom, j.value FROM slots s, json_each(s.metadata) j "
@@ -239,6 +189,36 @@ class EmbeddedVectorIndex:
 
     # -- the port ----------------------------------------------------------------------------
 
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[int]:
+        """One write transaction under SQLite's write lock; yields its change sequence number."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
+                try:
+                    seq = int(
+                        self._db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]
+                    )
+                    yield seq + 1
+                    self._db.execute("UPDATE meta SET value = ? WHERE key='seq'", (str(seq + 1),))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"vector {what} failed: {exc}") from exc
+            self._refresh(force=True)
+
+    def _namespace_row(self, namespace: str, *, create: bool) -> tuple[int, int] | None:
+        found = self._db.execute(
+            "SELECT nsid, next_row FROM namespaces WHERE name = ?", (namespace,)
+        ).fetchone()
+        if found is None and create:
+            nsid = self._db.execute("SELECT coalesce(max(nsid), -1) + 1 FROM namespaces").fetchone()
+            self._db.execute("INSERT INTO namespaces VALUES (?, ?, 0)", (namespace, nsid[0]))
+            return int(nsid[0]), 0
+        return None if found is None else (int(found[0]), int(found[1]))
+
     def upsert(self, records: Sequence[VectorRecord], *, namespace: str = "") -> int:
         latest: dict[str, VectorRecord] = {}
         for record in records:  # the last write of an id in one batch wins, as in Pinecone
@@ -246,56 +226,30 @@ class EmbeddedVectorIndex:
         if not latest:
             return 0
         ids = list(latest)
-        unit = _unit_rows([latest[i].values for i in ids], self._dimension, ids)
+        unit = unit_rows([latest[i].values for i in ids], self._dimension, ids)
         payloads = [validate_metadata(latest[i].metadata, record_id=i) for i in ids]
-        with self._lock:
-            try:
-                self._write(namespace, ids, unit, payloads)
-            except sqlite3.Error as exc:
-                raise StoreError(f"vector upsert failed: {exc}") from exc
-            self._refresh(force=True)
-        return len(records)
-
-    def _write(
-        self, namespace: str, ids: list[str], unit: npt.NDArray[Any], payloads: list[str]
-    ) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")  # the write lock: one writer appends at a time
-        try:
-            found = db.execute(
-                "SELECT nsid, next_row FROM namespaces WHERE name = ?", (namespace,)
-            ).fetchone()
-            if found is None:
-                nsid = db.execute("SELECT coalesce(max(nsid), -1) + 1 FROM namespaces").fetchone()[
-                    0
-                ]
-                next_row = 0
-                db.execute("INSERT INTO namespaces VALUES (?, ?, 0)", (namespace, nsid))
-            else:
-                nsid, next_row = found
+        with self._writing("upsert") as seq:
+            found = self._namespace_row(namespace, create=True)
+            assert found is not None
+            nsid, next_row = found
             fd = os.open(self._path / f"ns-{nsid}.f32", os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 os.pwrite(fd, unit.tobytes(), next_row * self._dimension * 4)
                 os.fsync(fd)  # rows on disk before the commit that makes them live
             finally:
                 os.close(fd)
-            seq = int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]) + 1
             self._mark_removed(nsid, ids, seq)
-            db.executemany(
+            self._db.executemany(
                 "INSERT INTO slots (nsid, row, id, metadata, removed, seq) VALUES (?,?,?,?,0,?)",
                 [
-                    (nsid, next_row + k, i, p, seq)
-                    for k, (i, p) in enumerate(zip(ids, payloads, strict=True))
+                    (nsid, next_row + k, i, latest_json, seq)
+                    for k, (i, latest_json) in enumerate(zip(ids, payloads, strict=True))
                 ],
             )
-            db.execute(
+            self._db.execute(
                 "UPDATE namespaces SET next_row = ? WHERE nsid = ?", (next_row + len(ids), nsid)
             )
-            db.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        return len(records)
 
     def _mark_removed(self, nsid: int, ids: Sequence[str], seq: int) -> None:
         for start in range(0, len(ids), _CHUNK):
@@ -315,27 +269,27 @@ class EmbeddedVectorIndex:
         include_metadata: bool = True,
         namespace: str = "",
     ) -> list[Match]:
-        node = compile_filter(filter)
+        node = compile_filter(filter) if filter else None
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
-        q = _unit_rows([vector], self._dimension, ["query"])[0]
+        q = unit_rows([vector], self._dimension, ["query"])[0]
         with self._lock:
             seg = self._segment(namespace)
             if seg is None or seg.n_live == 0:
                 return []
             n = seg.n_rows
             mask: npt.NDArray[np.bool_] | None = None
-            if filter:
+            if node is not None:
                 self._build_columns(seg, fields_of(node))
                 mask = seg.columns.evaluate(node, n) & seg.live[:n]
             elif seg.n_live < n:
                 mask = seg.live[:n]
-            rows, scores = _top_rows(seg.matrix, q, mask, top_k)
+            rows, scores = top_rows(seg.matrix, q, mask, top_k)
             return self._matches(seg, rows, scores, include_metadata)
 
     def _matches(
         self,
-        seg: _Segment,
+        seg: Segment,
         rows: npt.NDArray[np.int64],
         scores: npt.NDArray[np.float32],
         include_metadata: bool,
@@ -384,31 +338,10 @@ class EmbeddedVectorIndex:
     def delete(self, ids: Sequence[str], *, namespace: str = "") -> None:
         if not ids:
             return
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    found = self._db.execute(
-                        "SELECT nsid FROM namespaces WHERE name = ?", (namespace,)
-                    ).fetchone()
-                    if found is not None:
-                        seq = (
-                            int(
-                                self._db.execute(
-                                    "SELECT value FROM meta WHERE key='seq'"
-                                ).fetchone()[0]
-                            )
-                            + 1
-                        )
-                        self._mark_removed(found[0], list(dict.fromkeys(ids)), seq)
-                        self._db.execute("UPDATE meta SET value = ? WHERE key='seq'", (str(seq),))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreError(f"vector delete failed: {exc}") from exc
-            self._refresh(force=True)
+        with self._writing("delete") as seq:
+            found = self._namespace_row(namespace, create=False)
+            if found is not None:
+                self._mark_removed(found[0], list(dict.fromkeys(ids)), seq)
 
     def count(self, *, namespace: str = "") -> int:
         with self._lock:
@@ -438,31 +371,3 @@ class EmbeddedVectorIndex:
             if len(page) < 1000:
                 return
             after, first = page[-1], False
-
-
-def _top_rows(
-    matrix: npt.NDArray[np.float32],
-    q: npt.NDArray[np.float32],
-    mask: npt.NDArray[np.bool_] | None,
-    top_k: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Exact top-k rows by dot product (vectors are unit length, so this is cosine)."""
-    n = matrix.shape[0]
-    if mask is None:
-        candidates = None
-        scores = matrix @ q
-    else:
-        candidates = np.flatnonzero(mask)
-        if len(candidates) * 8 < n:
-            # A selective filter: scoring only the matching rows reads far less memory.
-            scores = matrix[candidates] @ q
-        else:
-            scores = matrix @ q
-            scores = scores[candidates]
-    k = min(top_k, len(scores))
-    if k == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    best = best[np.argsort(-scores[best], kind="stable")]
-    rows = best if candidates is None else candidates[best]
-    return rows.astype(np.int64), scores[best]

@@ -33,7 +33,7 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
         # The TorchScript exporter is deprecated but exact for these plain graphs (and fast);
         # the tracer warns about Python ints in reshapes, which are fixed per export anyway.
         warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         torch.onnx.export(
             module,
             (example,),
@@ -54,7 +54,12 @@ def write_bundle(
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model = model.eval()
-    _export(model.visual, torch.zeros(1, 3, cfg.image_size, cfg.image_size), tmp / "visual/model.onnx", "image")
+    _export(
+        model.visual,
+        torch.zeros(1, 3, cfg.image_size, cfg.image_size),
+        tmp / "visual/model.onnx",
+        "image",
+    )
     text = torch.full((1, cfg.context_length), cfg.pad_id, dtype=torch.int32)
     _export(model.textual, text, tmp / "textual/model.onnx", "text")
     preprocess = {
@@ -77,7 +82,11 @@ def write_bundle(
             "width": cfg.text_width,
             "layers": cfg.text_layers,
         },
-        "fashion_search": {"architecture": ARCHITECTURE, "tiny_clip": cfg.to_json(), **(info or {})},
+        "fashion_search": {
+            "architecture": ARCHITECTURE,
+            "tiny_clip": cfg.to_json(),
+            **(info or {}),
+        },
     }
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (tmp / "train").mkdir()
@@ -106,6 +115,9 @@ def load_for_finetune(bundle: Path) -> tuple[TinyClip, Tokenizer]:
             field="init",
         )
     model = TinyClip(TinyClipConfig.from_json(meta["tiny_clip"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(bundle / CHECKPOINT)).items()}
+    state = {
+        k: v.float() if v.is_floating_point() else v
+        for k, v in load_file(str(bundle / CHECKPOINT)).items()
+    }
     model.load_state_dict(state)
     return model, toks.load(bundle / "textual")

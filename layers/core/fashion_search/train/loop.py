@@ -111,14 +111,16 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     train_rows = select(rows, Subset.TRAIN) if config.holdout else list(rows)
     if len(train_rows) < 2:
-        raise InvalidInput(f"need at least 2 training products, the catalog gives {len(train_rows)}")
+        raise InvalidInput(
+            f"need at least 2 training products, the catalog gives {len(train_rows)}"
+        )
     if init is not None:
         model, tok = init
     else:
         tok = toks.train_tokenizer(_tokenizer_corpus(train_rows), vocab_size=config.vocab_size)
         cfg = TinyClipConfig(
             vocab_size=tok.get_vocab_size(),
-            pad_id=tok.token_to_id(toks.PAD),
+            pad_id=toks.special_id(tok, toks.PAD),
             image_size=config.image_size,
             context_length=config.context_length,
             embed_dim=config.embed_dim,
@@ -137,7 +139,10 @@ def train(
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "position" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "position" not in n)]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0}],
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": rest, "weight_decay": 0},
+        ],
         lr=config.lr,
     )
 
@@ -154,7 +159,9 @@ def train(
         for b in range(steps_per_epoch):
             idx = order[b * batch : (b + 1) * batch]
             texts, word_sets = caption_batch([items[i] for i in idx.tolist()], rng)
-            consistent = ~(words.multi_hot(word_sets).float() @ (~words.products[idx]).float().T).bool()
+            consistent = ~(
+                words.multi_hot(word_sets).float() @ (~words.products[idx]).float().T
+            ).bool()
             ids = torch.tensor(toks.encode(tok, texts, context_length=ctx))
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
@@ -162,7 +169,7 @@ def train(
             txt = model.textual(ids)
             loss = multi_positive_loss(img, txt, consistent, model.scale())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             step += 1
             loss_value = float(loss.detach())

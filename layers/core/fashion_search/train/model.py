@@ -76,16 +76,19 @@ class _Block(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
         self.ln2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width)
+        )
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         b, n, w = x.shape
         h = self.heads
-        q, k, v = self.qkv(self.ln1(x)).reshape(b, n, 3, h, w // h).permute(2, 0, 3, 1, 4)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(w // h) + bias
+        q, k, v = self.qkv(self.ln1(x)).reshape(b, n, 3, h, w // h).permute(2, 0, 3, 1, 4).unbind(0)
+        att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(w // h)) + bias
         y = (att.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, w)
         x = x + self.out(y)
-        return x + self.mlp(self.ln2(x))
+        out: torch.Tensor = x + self.mlp(self.ln2(x))
+        return out
 
 
 class TextTower(nn.Module):

@@ -12,7 +12,17 @@ import string
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+
+from fashion_search.errors import BundleError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>"
 SPECIALS: tuple[str, ...] = (PAD, UNK, BOS, EOS)
@@ -45,8 +55,7 @@ def configure(tok: Tokenizer, *, context_length: int) -> Tokenizer:
 
 
 def encode(tok: Tokenizer, texts: list[str], *, context_length: int) -> list[list[int]]:
-    eos = tok.token_to_id(EOS)
-    pad = tok.token_to_id(PAD)
+    eos, pad = special_id(tok, EOS), special_id(tok, PAD)
     out = []
     for enc in tok.encode_batch(texts):
         ids = [i for i in enc.ids if i != pad]
@@ -54,6 +63,13 @@ def encode(tok: Tokenizer, texts: list[str], *, context_length: int) -> list[lis
             ids = ids[: context_length - 1] + [eos]
         out.append(ids + [pad] * (context_length - len(ids)))
     return out
+
+
+def special_id(tok: Tokenizer, token: str) -> int:
+    found = tok.token_to_id(token)
+    if found is None:
+        raise BundleError(f"the tokenizer has no {token!r} token")
+    return int(found)
 
 
 def save(tok: Tokenizer, textual_dir: Path, *, context_length: int) -> None:

@@ -1,0 +1,187 @@
+"""The AWS path end to end, locally: S3 (moto) notifies SQS (moto, with a DLQ redrive policy),
+a poller stands in for Lambda's SQS event source, the real handler module ingests into the
+DynamoDB catalog (moto) and Pinecone (the SDK against the local Pinecone API server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from fashion_search.ingest.metadata import tags_to_user_metadata
+from fashion_search.types import ItemStatus
+
+from tests.fakes.pinecone_api import FakePinecone
+from tests.fixtures.aws import REGION
+from tests.fixtures.ingest import jpeg_bytes
+from tests.functions.test_ingest_handler import (
+    FakeContext,
+    close_app,
+    load_app,
+    restore_logging,
+)
+
+INDEX = "fashion-ingest-test"
+MAX_RECEIVES = 2
+__all__ = ["restore_logging"]  # a fixture, used by name
+
+
+@pytest.fixture
+def queues(moto_aws: None, s3_bucket: str, s3_client: Any) -> dict[str, str]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}
+    queue = sqs.create_queue(
+        QueueName="ingest",
+        Attributes={"VisibilityTimeout": "0", "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3_client.put_bucket_notification_configuration(
+        Bucket=s3_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "images/"}]}},
+                }
+            ]
+        },
+    )
+    return {"queue": queue, "dlq": dlq}
+
+
+@pytest.fixture
+def app(
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_bundle: Path,
+    s3_bucket: str,
+    dynamodb_catalog_table: str,
+    idempotency_table: str,
+    pinecone_fake: FakePinecone,
+    queues: dict[str, str],
+    restore_logging: None,
+) -> Iterator[ModuleType]:
+    pinecone_fake.create_index(INDEX, dimension=16)
+    module = load_app(
+        monkeypatch,
+        {
+            "FASHION_SEARCH_HOME": "aws",
+            "FASHION_SEARCH_MODEL__BUNDLE": str(tiny_bundle),
+            "FASHION_SEARCH_MODEL__INTRA_OP_THREADS": "1",
+            "FASHION_SEARCH_AWS__REGION": REGION,
+            "FASHION_SEARCH_AWS__BUCKET": s3_bucket,
+            "FASHION_SEARCH_AWS__TABLE": dynamodb_catalog_table,
+            "FASHION_SEARCH_AWS__IDEMPOTENCY_TABLE": idempotency_table,
+            "FASHION_SEARCH_AWS__PINECONE_INDEX": INDEX,
+            "FASHION_SEARCH_AWS__PINECONE_API_KEY": pinecone_fake.api_key,
+            "FASHION_SEARCH_AWS__PINECONE_HOST": pinecone_fake.host_of(INDEX),
+        },
+    )
+    yield module
+    close_app(module)
+
+
+def poll(app: ModuleType, queue_url: str) -> dict[str, Any] | None:
+    """One Lambda poll: receive a batch, invoke, delete what the handler did not report."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    messages = got.get("Messages", [])
+    if not messages:
+        return None
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest",
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+    try:
+        response: dict[str, Any] = app.lambda_handler(event, FakeContext())
+    except Exception:
+        return {"batchItemFailures": "all"}  # the whole batch goes back to the queue
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    for m in messages:
+        if m["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return response
+
+
+def drain(app: ModuleType, queue_url: str, rounds: int = 5) -> None:
+    for _ in range(rounds):
+        if poll(app, queue_url) is None:
+            return
+
+
+def test_put_and_delete_objects(
+    app: ModuleType, s3_client: Any, s3_bucket: str, queues: dict[str, str]
+) -> None:
+    meta = tags_to_user_metadata({"articleType": "Shirts", "year": "2012"}, "Café shirt")
+    s3_client.put_object(
+        Bucket=s3_bucket, Key="images/red flower.jpg", Body=jpeg_bytes(1), Metadata=meta
+    )
+    s3_client.put_object(Bucket=s3_bucket, Key="images/notes.jpg", Body=b"plain text")
+    s3_client.put_object(Bucket=s3_bucket, Key="thumbnails/x.jpg", Body=jpeg_bytes(2))  # not ours
+    drain(app, queues["queue"])
+
+    stores = app.INGESTOR.stores
+    item = stores.catalog.get("red flower")
+    assert item is not None and item.status is ItemStatus.INDEXED
+    assert item.bucket == s3_bucket and item.etag
+    bad = stores.catalog.get("notes")
+    assert bad is not None and bad.status is ItemStatus.FAILED and bad.reason
+    vec = stores.vectors.fetch(["red flower"], namespace=stores.namespace)["red flower"]
+    assert vec.metadata["articleType"] == "Shirts" and vec.metadata["year"] == 2012
+    assert vec.metadata["display_name"] == "Café shirt"
+    assert stores.catalog.get("x") is None and stores.catalog.get("thumbnails/x") is None
+
+    s3_client.delete_object(Bucket=s3_bucket, Key="images/red flower.jpg")
+    drain(app, queues["queue"])
+    assert stores.vectors.fetch(["red flower"], namespace=stores.namespace) == {}
+    gone = stores.catalog.get("red flower")
+    assert gone is not None and gone.status is ItemStatus.DELETED
+
+
+def test_pinecone_outage_after_the_catalog_write_ends_indexed(
+    app: ModuleType,
+    s3_client: Any,
+    s3_bucket: str,
+    queues: dict[str, str],
+    pinecone_fake: FakePinecone,
+) -> None:
+    pinecone_fake.fail_next("/vectors/upsert", times=20, status=503)
+    s3_client.put_object(Bucket=s3_bucket, Key="images/a.jpg", Body=jpeg_bytes(3))
+    response = poll(app, queues["queue"])  # the setup's s3:TestEvent may share the batch
+    assert response is not None and response["batchItemFailures"]
+    item = app.INGESTOR.stores.catalog.get("a")
+    assert item is not None and item.status is ItemStatus.PENDING
+    pinecone_fake.clear()
+    drain(app, queues["queue"])
+    item = app.INGESTOR.stores.catalog.get("a")
+    assert item is not None and item.status is ItemStatus.INDEXED
+
+
+def test_poison_message_lands_in_the_dlq(app: ModuleType, queues: dict[str, str]) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.send_message(QueueUrl=queues["queue"], MessageBody="{not an S3 event")
+    for _ in range(MAX_RECEIVES + 1):
+        poll(app, queues["queue"])
+    dead = sqs.receive_message(QueueUrl=queues["dlq"], MaxNumberOfMessages=10)
+    assert [m["Body"] for m in dead.get("Messages", [])] == ["{not an S3 event"]
