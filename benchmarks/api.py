@@ -225,7 +225,8 @@ def main() -> None:
             FASHION_SEARCH_LOG_LEVEL="WARNING",
         )
         results: dict[str, Any] = {"vectors": args.vectors, "cpus": os.cpu_count(),
-                                   "bundle": "ViT-B/32 architecture, random weights"}  # fmt: skip
+                                   "bundle": "ViT-B/32 architecture, random weights",
+                                   "load_avg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
         results["bare"] = bare_towers(bundle, jpeg, args.n)
         server = subprocess.Popen(
             [sys.executable, "-m", "fashion_search.cli", "serve", "--port", str(port)],
@@ -246,6 +247,7 @@ def main() -> None:
             server.wait(timeout=30)
         results["cold_start_eager"] = cold_start(env, "eager")
         results["cold_start_lazy"] = cold_start(env, "lazy")
+        results["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -255,6 +257,8 @@ def report(r: dict[str, Any]) -> None:
     bare_t = r["bare"]["text_tower"]["p50_ms"]
     bare_i = r["bare"]["decode_plus_image_tower"]["p50_ms"]
     print(f"\n{r['vectors']} vectors, {r['cpus']} CPUs, {r['bundle']}")
+    load = f"{r['load_avg_1m_start']} -> {r['load_avg_1m_end']}"
+    print(f"machine load average (1 min) during the run: {load} (shared machine: noisy)")
     p99 = r["bare"]["text_tower"]["p99_ms"]
     print(f"bare text tower          p50 {bare_t:8.1f} ms  p99 {p99:8.1f} ms")
     p99 = r["bare"]["decode_plus_image_tower"]["p99_ms"]

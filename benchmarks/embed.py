@@ -162,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench-bundles")
-    parser.add_argument("--images", type=int, default=48, help="Images per measurement.")
+    parser.add_argument("--images", type=int, default=64, help="Images per measurement.")
     parser.add_argument("--queries", type=int, default=100, help="Text queries for latency.")
     parser.add_argument("--corpus", type=int, default=200, help="Images for top-10 agreement.")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")

@@ -127,19 +127,20 @@ class Searcher:
         start = time.perf_counter()
         self._check_query(q)
         filters = self.validate_filters(q.filters)
-        image_vec, exclude = self._image_vector(q)
-        top_k = q.top_k if q.top_k is not None else (3 if image_vec is not None else 1)
+        has_image = any(x is not None for x in (q.image, q.image_url, q.image_id))
+        top_k = q.top_k if q.top_k is not None else (3 if has_image else 1)
         self._check_top_k(top_k)
         parts: list[tuple[float, Vector]] = []
-        if image_vec is not None and q.w_image > 0:
+        exclude: set[str] = set()
+        if has_image and q.w_image > 0:  # a zero weight costs no fetch and no model call
+            image_vec, exclude = self._image_vector(q)
             parts.append((q.w_image, image_vec))
-        texts = [t for t in (q.text, q.negative_text) if t]
+        texts = [
+            (w, t) for w, t in ((q.w_text, q.text), (-q.w_negative, q.negative_text)) if t and w
+        ]
         if texts:
-            text_vecs = self.embedder.embed_texts(texts)
-            if q.text and q.w_text > 0:
-                parts.append((q.w_text, text_vecs[0]))
-            if q.negative_text and q.w_negative > 0:
-                parts.append((-q.w_negative, text_vecs[-1]))
+            vectors = self.embedder.embed_texts([t for _, t in texts])
+            parts.extend((w, vectors[i]) for i, (w, _) in enumerate(texts))
         vector = combine(parts)
         hits = self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
         took = (time.perf_counter() - start) * 1000.0
@@ -168,12 +169,14 @@ class Searcher:
         return filters
 
     def warm(self) -> None:
-        """Run each tower once, so the first user query does not pay onnxruntime's first-run
-        setup (allocations, kernel selection): about half a second for ViT-B/32 on 2 vCPUs."""
+        """Run each tower and one vector query once, so the first user query pays neither
+        onnxruntime's first-run setup nor the index's first load (measured in docs/api.md)."""
         from PIL import Image
 
-        self.embedder.embed_texts(["warm up"])
+        vec = self.embedder.embed_texts(["warm up"])[0]
         self.embedder.embed_images([Image.new("RGB", (64, 64), (128, 128, 128))])
+        ns = self.stores.namespace
+        self.stores.vectors.query(vec, top_k=1, include_metadata=True, namespace=ns)
 
     def index_size(self) -> int:
         return int(self.stores.vectors.count(namespace=self.stores.namespace))
@@ -215,15 +218,12 @@ class Searcher:
         if not 1 <= top_k <= cap:
             raise InvalidInput(f"top_k must be between 1 and {cap}", field="top_k")
 
-    def _image_vector(self, q: Query) -> tuple[Vector | None, set[str]]:
+    def _image_vector(self, q: Query) -> tuple[Vector, set[str]]:
         """The query image's vector and the catalog ids that are that same image."""
         if q.image_id is not None:
             return self._stored_vector(q.image_id)
-        data = q.image
-        if q.image_url is not None:
-            data = self._fetch(q.image_url)
-        if data is None:
-            return None, set()
+        data = self._fetch(q.image_url) if q.image_url is not None else q.image
+        assert data is not None  # search() calls this only with an image source
         embedded = self.embedder.embed_images([data])
         if not embedded.ok(0):
             raise embedded.errors[0]

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fashion_search.cli import main
 from fashion_search.demo.catalog import generate_catalog
 from fashion_search.model.embedder import OnnxClipEmbedder

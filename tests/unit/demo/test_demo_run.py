@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fashion_search.demo import run as demo
 from fashion_search.demo.services import LOOPBACK, Service, free_port
 from fashion_search.errors import BundleError, ConfigError

@@ -88,7 +88,9 @@ def create_index(
     ] = DEFAULT_PINECONE_SECRET,
     api_key: Annotated[
         str | None,
-        typer.Option(envvar="PINECONE_API_KEY", help="...or take it from here.", show_default=False),
+        typer.Option(
+            envvar="PINECONE_API_KEY", help="...or take it from here.", show_default=False
+        ),
     ] = None,
     api_host: Annotated[
         str | None, typer.Option(help="Control-plane URL (Pinecone Local, tests).")
@@ -111,18 +113,22 @@ def create_index(
     if not key:
         raise ConfigError(f"no Pinecone key: set PINECONE_API_KEY or create secret {secret_name}")
     client = Pinecone(api_key=key, host=api_host) if api_host else None
-    index = PineconeVectorIndex(
-        name,
-        api_key=key,
-        dimension=dimension,
-        cloud=cloud,
-        region=pinecone_region,
-        client=client,
-    )
     try:
-        typer.echo(f"index {name}: {dimension}-d cosine, {index.count()} vectors")
+        index = PineconeVectorIndex(
+            name,
+            api_key=key,
+            dimension=dimension,
+            cloud=cloud,
+            region=pinecone_region,
+            client=client,
+        )
+        try:
+            typer.echo(f"index {name}: {dimension}-d cosine, {index.count()} vectors")
+        finally:
+            index.close()
     finally:
-        index.close()
+        if client is not None:  # the adapter closes only a client it made itself
+            client.close()
 
 
 @aws_app.command("upload-model")
@@ -142,7 +148,8 @@ def upload_model(
     local = {
         p.relative_to(opened.path).as_posix(): p
         for p in sorted(opened.path.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(opened.path).parts)
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(opened.path).parts)
     }
     uploaded = unchanged = 0
     total = 0
