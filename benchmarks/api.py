@@ -36,44 +36,19 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = REPO / ".cache" / "bench-bundles"
 KEY = "bench-key"
 TEXTS = ["red summer dress", "navy blue jeans for men", "white sneakers", "striped shirt",
          "black leather handbag", "green kurta", "sports watch", "floral skirt"]  # fmt: skip
 
 
 def vit_b32_bundle() -> Path:
-    """The model helper's cached builder when benchmarks/embed.py has one, else our own."""
+    """The model helper's cached ViT-B/32-architecture bundle (benchmarks/embed.py)."""
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        import embed as embed_bench  # type: ignore[import-not-found]
-
-        builder = getattr(embed_bench, "vit_b32_bundle", None)
-        if callable(builder):
-            return Path(builder())
-    except ImportError:
-        pass
+        from embed import vit_b32_bundle as cached_bundle  # type: ignore[import-not-found]
     finally:
         sys.path.pop(0)
-    dest = CACHE / "vit-b-32-random"
-    if (dest / ".complete").is_file():
-        return dest
-    import torch
-    from fashion_search.model.export import export_hf_clip
-    from transformers import CLIPConfig, CLIPModel
-
-    config = CLIPConfig(
-        text_config={"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-                     "num_attention_heads": 8, "max_position_embeddings": 77},
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
-        projection_dim=512,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    print("building a ViT-B/32-architecture bundle (random weights) ...", flush=True)
-    export_hf_clip(CLIPModel(config).eval(), dest)
-    (dest / ".complete").write_text("ok\n")
-    return dest
+    return Path(cached_bundle())
 
 
 def photo_jpeg(seed: int, size: tuple[int, int] = (600, 800)) -> bytes:

@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,10 +32,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "template.yaml"
+if str(ROOT) not in sys.path:  # run as a script: python infra/build_lambda.py
+    sys.path.insert(0, str(ROOT))
+
+from infra.cfn import (  # noqa: E402
+    TEMPLATE,
+    BuildError,
+    FunctionSpec,
+    LayerSpec,
+    load_template,
+    read_specs,
+)
+
+__all__ = ["TEMPLATE", "BuildError", "FunctionSpec", "LayerSpec", "build", "load_template"]
+__all__ += ["read_specs"]
+
 DEPS_DIR = ROOT / "layers" / "deps"
 RUNTIME_PROVIDED = DEPS_DIR / "runtime-provided.txt"
 # Lambda's quota: function code plus all its layers, unzipped.
@@ -42,81 +55,6 @@ UNZIPPED_LIMIT_BYTES = 262_144_000
 # A stand-in for what the python3.12 runtime provides (boto3); only the local target has it.
 RUNTIME_DIR_NAME = "_lambda_runtime"
 _SKIP_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache"}
-
-
-class BuildError(Exception):
-    """The template, a requirements file or the environment does not allow a correct build."""
-
-
-# --- template -------------------------------------------------------------------------------
-
-
-# A SafeLoader that reads CloudFormation short forms (``!Ref X`` -> ``{"Ref": "X"}``,
-# ``!Sub s`` -> ``{"Fn::Sub": s}``), so tools and tests can walk the template as data.
-_CfnLoader: Any = type("_CfnLoader", (yaml.SafeLoader,), {})
-
-
-def _construct_intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    if not isinstance(data, dict) or "Resources" not in data:
-        raise BuildError(f"{path} is not a CloudFormation template (no Resources)")
-    return data
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    logical_id: str
-    content_uri: Path
-    build_method: str
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    logical_id: str
-    code_uri: Path
-    handler: str
-    layers: tuple[str, ...]
-
-
-def read_specs(template: dict[str, Any]) -> tuple[dict[str, LayerSpec], list[FunctionSpec]]:
-    resources: dict[str, Any] = template["Resources"]
-    globals_fn = template.get("Globals", {}).get("Function", {})
-    layers: dict[str, LayerSpec] = {}
-    functions: list[FunctionSpec] = []
-    for logical_id, res in resources.items():
-        props = res.get("Properties", {})
-        if res["Type"] == "AWS::Serverless::LayerVersion":
-            method = res.get("Metadata", {}).get("BuildMethod")
-            if not method:
-                raise BuildError(f"layer {logical_id} has no Metadata.BuildMethod")
-            layers[logical_id] = LayerSpec(logical_id, ROOT / props["ContentUri"], method)
-        elif res["Type"] == "AWS::Serverless::Function":
-            refs = props.get("Layers", globals_fn.get("Layers", []))
-            layer_ids = tuple(r["Ref"] for r in refs if isinstance(r, dict) and "Ref" in r)
-            handler = props.get("Handler", globals_fn.get("Handler"))
-            functions.append(FunctionSpec(logical_id, ROOT / props["CodeUri"], handler, layer_ids))
-    for fn in functions:
-        missing = [lid for lid in fn.layers if lid not in layers]
-        if missing:
-            raise BuildError(f"{fn.logical_id} references unknown layers {missing}")
-    return layers, functions
 
 
 # --- building -------------------------------------------------------------------------------
@@ -203,7 +141,9 @@ def build_layer(layer: LayerSpec, out: Path, *, target: str) -> Path:
     if target == "release":
         cmd = ["make", "-s", "-C", str(layer.content_uri), f"build-{layer.logical_id}"]
         cmd += [f"ARTIFACTS_DIR={dest}", f"PYTHON={sys.executable}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        # Fail fast when the package index is unreachable (pip retries 5 times by default).
+        env = {"PIP_RETRIES": "1", "PIP_TIMEOUT": "20", **os.environ}
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
     else:
@@ -228,8 +168,11 @@ def build_function(fn: FunctionSpec, out: Path) -> Path:
 
 
 def dir_size(path: Path) -> int:
+    """Bytes of the files Lambda would get (bytecode that local imports left behind excluded)."""
     return sum(
-        p.stat().st_size for p in path.rglob("*") if p.is_file() and p.name != ".build-stamp"
+        p.stat().st_size
+        for p in path.rglob("*")
+        if p.is_file() and p.name != ".build-stamp" and "__pycache__" not in p.parts
     )
 
 

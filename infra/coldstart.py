@@ -110,7 +110,7 @@ def measure(bundle: Path, *, runs: int, python: str, paths: list[Path]) -> list[
             with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
                 child = Path(tmp) / "child.py"
                 child.write_text(_CHILD)
-                cmd = [python, "-I", "-S", str(child), json.dumps([str(p) for p in paths])]
+                cmd = [python, "-I", "-S", "-B", str(child), json.dumps([str(p) for p in paths])]
                 cmd += [f"s3://{BUCKET}/models/{bundle.name}/", str(Path(tmp) / "cache")]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
                 lines = [x for x in proc.stdout.splitlines() if x.startswith("@@")]

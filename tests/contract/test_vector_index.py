@@ -311,6 +311,19 @@ def test_pinecone_refuses_an_index_of_another_shape(
     client.close()
 
 
+def test_pinecone_with_a_host_skips_the_control_plane(pinecone_fake: FakePinecone) -> None:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    pinecone_fake.create_index(name, dimension=DIM)
+    host = pinecone_fake.host_of(name)
+    index = PineconeVectorIndex(name, api_key=pinecone_fake.api_key, dimension=DIM, host=host)
+    index.upsert([record(1)])
+    assert index.count() == 1
+    index.close()
+    assert not [s for s in pinecone_fake.seen if s.path.startswith("/indexes")]
+    with pytest.raises(ConfigError, match=f"{DIM}-d"):
+        PineconeVectorIndex(name, api_key=pinecone_fake.api_key, dimension=DIM + 1, host=host)
+
+
 def test_pinecone_batches_upserts_within_count_and_size_limits(pinecone_fake: FakePinecone) -> None:
     small, client = pinecone_index(pinecone_fake)
     assert small.upsert([record(i) for i in range(2500)]) == 2500
@@ -488,3 +501,55 @@ def test_reopen_keeps_everything_and_checks_the_schema(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="schema version 99"):
         EmbeddedVectorIndex(path, dimension=DIM)
+
+
+def test_compaction_frees_replaced_rows_and_keeps_every_answer(tmp_path: Path) -> None:
+    path = tmp_path / "index"
+    index = EmbeddedVectorIndex(path, dimension=DIM)
+    index.upsert([record(i, colour=["Red", "Blue"][i % 2]) for i in range(300)])
+    index.upsert(
+        [VectorRecord(f"img-{i:05d}", unit(1000 + i), {"colour": "Green"}) for i in range(200)]
+    )
+    index.delete([f"img-{i:05d}" for i in range(250, 300)])
+    reader = EmbeddedVectorIndex(path, dimension=DIM)  # another handle, loaded before compaction
+
+    def answers(ix: EmbeddedVectorIndex) -> tuple[Any, ...]:
+        return (
+            ix.query(unit(1005), top_k=5),
+            ix.query(unit(7), top_k=5, filter={"colour": {"$in": ["Red", "Blue"]}}),
+            {
+                k: (v.values.tolist(), v.metadata)
+                for k, v in ix.fetch(["img-00005", "img-00210"]).items()
+            },
+            ix.count(),
+        )
+
+    before = answers(reader)
+    assert index.compact() == 250
+    assert index.compact() == 0  # nothing left to free
+    assert [p.name for p in path.glob("*.f32")] == ["ns-0-1.f32"]
+    assert (path / "ns-0-1.f32").stat().st_size == 250 * DIM * 4
+    assert answers(reader) == before == answers(index)
+    index.upsert([record(5000, colour="Red")])  # appends to the new generation
+    assert reader.count() == 251
+    assert [m.id for m in reader.query(unit(5000), top_k=1)] == ["img-05000"]
+    for ix in (index, reader):
+        ix.close()
+    assert answers(EmbeddedVectorIndex(path, dimension=DIM))[3] == 251
+
+
+def test_compaction_starts_by_itself_once_most_rows_are_dead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fashion_search.stores import vectors_embedded
+
+    monkeypatch.setattr(vectors_embedded, "COMPACT_MIN_DEAD", 10)
+    index = EmbeddedVectorIndex(tmp_path / "index", dimension=DIM)
+    index.upsert([record(i) for i in range(8)])
+    for round_ in range(3):  # each round replaces all 8: dead rows pile up, then get freed
+        index.upsert([VectorRecord(f"img-{i:05d}", unit(100 * round_ + i)) for i in range(8)])
+    files = {p.name: p.stat().st_size for p in (tmp_path / "index").glob("*.f32")}
+    assert list(files) == ["ns-0-1.f32"] and files["ns-0-1.f32"] < 32 * DIM * 4  # 32 written
+    assert index.count() == 8
+    assert [m.id for m in index.query(unit(203), top_k=1)] == ["img-00003"]
+    index.close()

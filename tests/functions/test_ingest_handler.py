@@ -8,11 +8,8 @@ it against S3/DynamoDB/SQS (moto) and the Pinecone API server.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,62 +18,17 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from fashion_search.types import ItemStatus
 
-from tests.fixtures.ingest import CountingVectors, jpeg_bytes
+from tests.fixtures.ingest import (
+    CountingVectors,
+    FakeContext,
+    close_app,
+    jpeg_bytes,
+    load_app,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "functions" / "ingest" / "app.py"
 EVENTS = REPO / "events"
 KEY = "images/red flower é.jpg"  # what events/ingest_s3_put.json names, URL-encoded
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "fashion-search-ingest"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ingest"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The app gives the core's loggers Powertools' handler; put them back afterwards."""
-
-    def core_loggers() -> list[tuple[str, logging.Logger]]:
-        return [
-            (name, lg)
-            for name, lg in list(logging.Logger.manager.loggerDict.items())
-            if isinstance(lg, logging.Logger) and name.startswith("fashion_search")
-        ]
-
-    saved = {name: (lg.handlers[:], lg.propagate, lg.level) for name, lg in core_loggers()}
-    yield
-    for name, lg in core_loggers():
-        handlers, propagate, level = saved.get(name, ([], True, logging.NOTSET))
-        lg.handlers, lg.propagate, lg.level = handlers, propagate, level
-
-
-def load_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "fashion-search-ingest")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "fashion-search-test")
-    spec = importlib.util.spec_from_file_location("ingest_app_under_test", APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def close_app(module: ModuleType) -> None:
-    """Close what the module opened (SQLite, index files, the Pinecone client's sockets)."""
-    stores = module.INGESTOR.stores
-    for store in (stores.catalog, getattr(stores.vectors, "inner", stores.vectors)):
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
 
 
 @pytest.fixture

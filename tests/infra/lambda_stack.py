@@ -52,6 +52,20 @@ _RUNNER = textwrap.dedent(
         def get_remaining_time_in_millis(self):
             return 60_000
 
+    # Record every AWS call (moto enforces no IAM; the test checks them against the policy).
+    import botocore.client
+    calls = []
+    _call = botocore.client.BaseClient._make_api_call
+    def _recorded(self, operation, params):
+        keep = ("Bucket", "Key", "Prefix", "VersionId", "TableName", "IndexName", "SecretId")
+        calls.append({
+            "service": self.meta.service_model.service_name, "operation": operation,
+            "params": {k: params[k] for k in keep if k in params},
+            "tables": sorted(params.get("RequestItems", {})),
+        })
+        return _call(self, operation, params)
+    botocore.client.BaseClient._make_api_call = _recorded
+
     started = time.perf_counter()
     module = importlib.import_module(module_name)
     imported = time.perf_counter()
@@ -66,7 +80,7 @@ _RUNNER = textwrap.dedent(
         and not m.__file__.startswith(stdlib)
     )
     print("@@RESULT@@" + json.dumps({
-        "result": result, "strays": strays,
+        "result": result, "strays": strays, "calls": calls,
         "import_s": imported - started, "invoke_s": done - imported,
     }))
     """
@@ -110,7 +124,7 @@ class MotoStack:
         if self._server is not None:
             self._server.stop()
 
-    def create_resources(self, *, pinecone_key: str, api_keys: list[str]) -> None:
+    def create_resources(self, *, api_keys: list[str]) -> None:
         s3, sqs, ddb = self.client("s3"), self.client("sqs"), self.client("dynamodb")
         self.queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
@@ -141,11 +155,18 @@ class MotoStack:
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         )
         sm = self.client("secretsmanager")
-        sm.create_secret(Name=self.parameters["PineconeSecretName"], SecretString=pinecone_key)
         sm.create_secret(
             Name=self.parameters["ApiKeySecretName"],
             SecretString=json.dumps({"api_keys": api_keys}),
         )
+
+    def put_pinecone_key(self, key: str) -> None:
+        sm = self.client("secretsmanager")
+        name = self.parameters["PineconeSecretName"]
+        try:
+            sm.put_secret_value(SecretId=name, SecretString=key)
+        except sm.exceptions.ResourceNotFoundException:
+            sm.create_secret(Name=name, SecretString=key)
 
     def upload_dir(self, root: Path, prefix: str) -> None:
         s3 = self.client("s3")
@@ -190,6 +211,14 @@ class MotoStack:
             return re.sub(r"\$\{([^}]+)\}", lambda m: refs[m.group(1)], value["Fn::Sub"])
         return str(value)
 
+    def names(self) -> dict[str, str]:
+        """Parameters and resource names of this stand-in stack, for resolving the template."""
+        return {
+            **self.parameters,
+            "CatalogTable": self.table,
+            "IdempotencyTable": self.idempotency_table,
+        }
+
     def function_env(self, logical_id: str, **overrides: str) -> dict[str, str]:
         """The function's environment per template.yaml (Globals + its own), resolved."""
         variables = dict(self.template["Globals"]["Function"]["Environment"]["Variables"])
@@ -217,6 +246,7 @@ class HandlerRun:
     output: str
     result: Any = None
     strays: list[str] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
     import_s: float = 0.0
     invoke_s: float = 0.0
 
@@ -235,7 +265,7 @@ def run_handler(
     event_file = workdir / "event.json"
     event_file.write_text(json.dumps(event))
     proc = subprocess.run(
-        [python, "-I", "-S", str(runner), json.dumps([str(p) for p in paths])]
+        [python, "-I", "-S", "-B", str(runner), json.dumps([str(p) for p in paths])]
         + [str(event_file), handler],
         capture_output=True,
         text=True,
@@ -248,6 +278,6 @@ def run_handler(
     for line in proc.stdout.splitlines():
         if line.startswith("@@RESULT@@"):
             data = json.loads(line.removeprefix("@@RESULT@@"))
-            run.result, run.strays = data["result"], data["strays"]
+            run.result, run.strays, run.calls = data["result"], data["strays"], data["calls"]
             run.import_s, run.invoke_s = data["import_s"], data["invoke_s"]
     return run

@@ -25,9 +25,10 @@ from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
 from fashion_search.types import ItemStatus
 from PIL import Image
 
-from infra.build_lambda import ROOT, BuildError, BuildResult, build
+from infra.build_lambda import ROOT, UNZIPPED_LIMIT_BYTES, BuildError, BuildResult, build, report
 from tests.fakes.pinecone_api import FakePinecone
-from tests.infra.lambda_stack import MotoStack, run_handler
+from tests.infra.iam import denied
+from tests.infra.lambda_stack import HandlerRun, MotoStack, run_handler
 
 pytestmark = pytest.mark.slow
 
@@ -80,13 +81,12 @@ def built(request: pytest.FixtureRequest) -> tuple[BuildResult, str]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory,
     tiny_bundle: Path,
-    _pinecone_fake_session: FakePinecone,
 ) -> Iterator[MotoStack]:
     stack = MotoStack(cache_dir=tmp_path_factory.mktemp("model-cache"))
     stack.parameters.update(ModelName="tiny", PineconeIndexName=INDEX)
     stack.start()
     try:
-        stack.create_resources(pinecone_key=_pinecone_fake_session.api_key, api_keys=[API_KEY])
+        stack.create_resources(api_keys=[API_KEY])
         stack.upload_dir(tiny_bundle, "models/tiny/")
         yield stack
     finally:
@@ -146,15 +146,24 @@ def http_api_event(path: str, body: dict[str, Any], *, api_key: str) -> dict[str
     }
 
 
+def assert_policy_covers(run: HandlerRun, stack: MotoStack, logical_id: str) -> None:
+    """Every AWS call the handler made is allowed by its policy in template.yaml."""
+    assert run.calls, "the handler made no AWS call: nothing was checked"
+    policies = stack.template["Resources"][logical_id]["Properties"]["Policies"]
+    statements = [s for policy in policies for s in policy["Statement"]]
+    assert denied(run.calls, statements, stack.names()) == []
+
+
 def test_built_handlers_ingest_and_search(
     built: tuple[BuildResult, str],
     stack: MotoStack,
     tiny_bundle: Path,
-    _pinecone_fake_session: FakePinecone,
+    pinecone_fake: FakePinecone,
     tmp_path: Path,
 ) -> None:
     artifacts, python = built
-    fake = _pinecone_fake_session
+    fake = pinecone_fake
+    stack.put_pinecone_key(fake.api_key)
     dimension = json.loads((tiny_bundle / "config.json").read_text())["embed_dim"]
     key = f"{stack.parameters['IngestPrefix']}tops/red shirt 01.jpg"
     stack.client("s3").put_object(
@@ -178,6 +187,7 @@ def test_built_handlers_ingest_and_search(
     )
     assert ingest.returncode == 0, ingest.output[-6000:]
     assert ingest.strays == []
+    assert_policy_covers(ingest, stack, "IngestFunction")
     assert ingest.result == {"batchItemFailures": []}, ingest.output[-5000:]
 
     catalog = DynamoDBCatalog(stack.table, client=stack.client("dynamodb"))
@@ -200,6 +210,7 @@ def test_built_handlers_ingest_and_search(
     )
     assert api.returncode == 0, api.output[-6000:]
     assert api.strays == []
+    assert_policy_covers(api, stack, "ApiFunction")
     response = api.result
     assert response["statusCode"] == 200, response
     body = json.loads(
@@ -218,6 +229,24 @@ def test_built_handlers_ingest_and_search(
     )
     assert denied.result["statusCode"] == 403, denied.output[-3000:]
 
+    # Removing the object removes the image: vector deleted, catalog tombstone.
+    stack.client("s3").delete_object(Bucket=stack.bucket, Key=key)
+    removal = run_handler(
+        artifacts.paths_for("IngestFunction"),
+        stack.receive_sqs_event(),
+        env=ingest_env,
+        workdir=tmp_path,
+        python=python,
+        handler=artifacts.handler_of("IngestFunction"),
+    )
+    assert removal.result == {"batchItemFailures": []}, removal.output[-5000:]
+    assert_policy_covers(removal, stack, "IngestFunction")
+    gone = catalog.get("tops/red shirt 01")
+    assert gone is not None and gone.status is ItemStatus.DELETED
+    assert "tops/red shirt 01" not in {
+        vid for space in fake.indexes[INDEX].namespaces.values() for vid in space
+    }
+
 
 def test_a_layer_left_out_fails_the_import(
     built: tuple[BuildResult, str], stack: MotoStack, tmp_path: Path
@@ -235,3 +264,15 @@ def test_a_layer_left_out_fails_the_import(
     )
     assert run.returncode != 0
     assert "ModuleNotFoundError" in run.output
+
+
+def test_each_function_stays_far_below_the_unzipped_limit(
+    built: tuple[BuildResult, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifacts, _ = built
+    with capsys.disabled():  # the figures are the point: show them in the test log
+        print()
+        report(artifacts)
+    for name, size in artifacts.function_bytes.items():
+        # 20 % headroom, so adding a dependency is a decision and not a surprise at deploy time.
+        assert size < 0.8 * UNZIPPED_LIMIT_BYTES, f"{name}: {size / 1e6:.1f} MB"

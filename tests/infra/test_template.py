@@ -282,3 +282,61 @@ def test_layers_are_built_by_sam_build_methods(template: dict[str, Any]) -> None
         if layer.build_method == "makefile":
             makefile = (layer.content_uri / "Makefile").read_text(encoding="utf-8")
             assert f"build-{layer.logical_id}:" in makefile
+
+
+def _references(node: Any) -> Iterator[str]:
+    """Every logical id a (nested) template value points at: Ref, GetAtt, ${X} in Sub."""
+    if isinstance(node, dict):
+        if "Ref" in node:
+            yield str(node["Ref"])
+        if "Fn::GetAtt" in node:
+            yield str(node["Fn::GetAtt"][0])
+        if "Fn::Sub" in node and isinstance(node["Fn::Sub"], str):
+            yield from (m.split(".")[0] for m in re.findall(r"\$\{([^}]+)\}", node["Fn::Sub"]))
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
+def test_functions_name_the_bucket_without_referencing_it(template: dict[str, Any]) -> None:
+    """The bucket's notification depends on the queue the functions read, so a Ref/GetAtt to
+    the bucket from a function would be a circular dependency (cfn-lint does not see it)."""
+    (bucket_id,) = resources_of(template, "AWS::S3::Bucket")
+    assert bucket_id not in set(_references(template["Globals"]))
+    for name, fn in resources_of(template, "AWS::Serverless::Function").items():
+        assert bucket_id not in set(_references(fn)), name
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert resolve(env["FASHION_SEARCH_AWS__BUCKET"], template) == bucket_name(template)
+
+
+def test_runtime_tracing_powertools_and_outputs(template: dict[str, Any]) -> None:
+    globals_fn = template["Globals"]["Function"]
+    assert globals_fn["Runtime"] == "python3.12"
+    assert globals_fn["Tracing"] == "Active"
+    # The bundle is copied to /tmp at cold start: fp32 ViT-B/32 is ~600 MB.
+    assert globals_fn["EphemeralStorage"]["Size"] >= 1024
+    assert globals_fn["MemorySize"] >= 2048
+    assert "POWERTOOLS_METRICS_NAMESPACE" in globals_fn["Environment"]["Variables"]
+    services = set()
+    for fn in resources_of(template, "AWS::Serverless::Function").values():
+        services.add(fn["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"])
+    assert len(services) == 2
+    assert {"ApiUrl", "BucketName", "CatalogTableName"} <= set(template["Outputs"])
+
+
+def test_samconfig_overrides_are_valid_parameters(template: dict[str, Any]) -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    deploy = config["default"]["deploy"]["parameters"]
+    assert "CAPABILITY_IAM" in deploy["capabilities"]
+    overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"].split())
+    assert overrides
+    for name, value in overrides.items():
+        spec = template["Parameters"][name]  # KeyError: samconfig names a parameter that is gone
+        if "AllowedPattern" in spec:
+            assert re.fullmatch(spec["AllowedPattern"], value), (name, value)
+        if "AllowedValues" in spec:
+            assert value in [str(v) for v in spec["AllowedValues"]], (name, value)

@@ -17,17 +17,10 @@ from fashion_search.types import ItemStatus
 
 from tests.fakes.pinecone_api import FakePinecone
 from tests.fixtures.aws import REGION
-from tests.fixtures.ingest import jpeg_bytes
-from tests.functions.test_ingest_handler import (
-    FakeContext,
-    close_app,
-    load_app,
-    restore_logging,
-)
+from tests.fixtures.ingest import FakeContext, close_app, jpeg_bytes, load_app
 
 INDEX = "fashion-ingest-test"
 MAX_RECEIVES = 2
-__all__ = ["restore_logging"]  # a fixture, used by name
 
 
 @pytest.fixture
@@ -185,3 +178,47 @@ def test_poison_message_lands_in_the_dlq(app: ModuleType, queues: dict[str, str]
         poll(app, queues["queue"])
     dead = sqs.receive_message(QueueUrl=queues["dlq"], MaxNumberOfMessages=10)
     assert [m["Body"] for m in dead.get("Messages", [])] == ["{not an S3 event"]
+
+
+def test_loader_into_s3_then_ingest_finds_the_tags(
+    app: ModuleType,
+    s3_client: Any,
+    s3_bucket: str,
+    queues: dict[str, str],
+    tmp_path: Path,
+    pinecone_fake: FakePinecone,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fashion_search.ingest.loader import CatalogLoader
+
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "15970.jpg").write_bytes(jpeg_bytes(8))
+    (images / "39386.jpg").write_bytes(jpeg_bytes(9))
+    styles = tmp_path / "styles.csv"
+    styles.write_text(
+        "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,"
+        "productDisplayName\n"
+        "15970,Men,Apparel,Topwear,Shirts,Navy Blue,Fall,2011,Casual,Turtle Check Navy Shirt\n"
+        "39386,Men,Apparel,Bottomwear,Jeans,Blue,Summer,2012,Casual,Peter England, Party Jeans\n",
+        encoding="utf-8",
+    )
+    stores = app.INGESTOR.stores
+    summary = CatalogLoader(stores, workers=2).load(styles, images)
+    assert summary.loaded == 2
+    head = s3_client.head_object(Bucket=s3_bucket, Key="images/39386.jpg")
+    assert head["Metadata"]["articletype"] == "Jeans"
+    drain(app, queues["queue"])
+
+    jeans = stores.vectors.fetch(["39386"], namespace=stores.namespace)["39386"]
+    assert jeans.metadata["display_name"] == "Peter England, Party Jeans"
+    assert jeans.metadata["baseColour"] == "Blue" and jeans.metadata["tags_predicted"] is False
+    item = stores.catalog.get("15970")
+    assert item is not None and item.status is ItemStatus.INDEXED
+    # Re-running the loader uploads nothing, so no new events either.
+    assert CatalogLoader(stores).load(styles, images).unchanged == 2
+    assert poll(app, queues["queue"]) is None
+    # Ingest wrote nothing into the bucket (it never triggers itself), and no secret was logged.
+    listed = s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["images/15970.jpg", "images/39386.jpg"]
+    assert pinecone_fake.api_key not in capsys.readouterr().out

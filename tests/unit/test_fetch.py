@@ -196,6 +196,19 @@ def test_public_host_fetched_and_host_header_kept(serve: Callable[[Handler], int
     assert heads[0].startswith(b"GET /red.png?size=4 HTTP/1.1")
 
 
+def test_unicode_host_and_path_are_encoded(serve: Callable[[Handler], int]) -> None:
+    heads: list[bytes] = []
+
+    def handler(sock: socket.socket, head: bytes) -> None:
+        heads.append(head)
+        respond(png_bytes())(sock, head)
+
+    net = Net(serve(handler), {"xn--bcher-kva.example": [[PUBLIC]]})
+    fetcher(net).fetch(f"http://bücher.example:{net.port}/röd%20klänning.png?q=é&x=%20")
+    assert heads[0].startswith(b"GET /r%C3%B6d%20kl%C3%A4nning.png?q=%C3%A9&x=%20 HTTP/1.1")
+    assert f"Host: xn--bcher-kva.example:{net.port}".encode() in heads[0]
+
+
 def test_any_private_address_in_the_answer_rejects(serve: Callable[[Handler], int]) -> None:
     net = Net(serve(respond(png_bytes())), {"evil.example": [[PUBLIC, "127.0.0.1"]]})
     with pytest.raises(UnsafeURL, match="non-public"):

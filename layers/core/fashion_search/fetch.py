@@ -27,8 +27,9 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from fashion_search.errors import FetchError, PayloadTooLarge, UnsafeURL
 from fashion_search.settings import FetchSettings
@@ -72,6 +73,7 @@ _V6_DENY = [
 ]
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _DENIED_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 # Hosts made only of digits, dots and hex/octal prefixes: what inet_aton would decode.
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}\.?$", re.I)
@@ -130,17 +132,15 @@ def default_connector(address: str, port: int, timeout: float) -> socket.socket:
     return socket.create_connection((address, port), timeout=timeout)
 
 
+@dataclass(frozen=True, slots=True)
 class _Target:
     """A checked URL: scheme, hostname for Host/SNI, port, request path, pinned address."""
 
-    def __init__(self, *, scheme: str, host: str, port: int, path: str, address: str) -> None:
-        self.scheme, self.host, self.port, self.path, self.address = (
-            scheme,
-            host,
-            port,
-            path,
-            address,
-        )
+    scheme: str
+    host: str
+    port: int
+    path: str
+    address: str
 
 
 def check_url(url: str, *, settings: FetchSettings, resolver: Resolver) -> _Target:
@@ -161,6 +161,10 @@ def check_url(url: str, *, settings: FetchSettings, resolver: Resolver) -> _Targ
     host = (parts.hostname or "").lower()
     if not host:
         raise UnsafeURL("URL has no host", field="url")
+    try:  # DNS and the Host header speak ASCII: internationalised names go as punycode
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise UnsafeURL(f"host {host!r} is not a valid domain name", field="url") from exc
     port = port_given if port_given is not None else (443 if scheme == "https" else 80)
     if port not in settings.allowed_ports:
         raise UnsafeURL(f"port {port} is not allowed", field="url")
@@ -174,9 +178,10 @@ def check_url(url: str, *, settings: FetchSettings, resolver: Resolver) -> _Targ
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if "%" in address or is_denied(ip):
             raise UnsafeURL(f"host {host!r} resolves to a non-public address", field="url")
-    path = parts.path or "/"
+    # Non-ASCII in the path or query is percent-encoded (UTF-8); existing escapes are kept.
+    path = quote(parts.path or "/", safe=_URL_SAFE)
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + quote(parts.query, safe=_URL_SAFE)
     return _Target(scheme=scheme, host=host, port=port, path=path, address=addresses[0])
 
 
@@ -260,7 +265,7 @@ class ImageFetcher:
             data = self._read_capped(resp, sock, cap=cap, deadline=deadline)
         except TimeoutError as exc:
             raise FetchError("timed out fetching the URL", field="url") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             if time.monotonic() >= deadline:
                 raise FetchError("timed out fetching the URL", field="url") from exc
             name = exc.__class__.__name__

@@ -58,12 +58,9 @@ def test_serve_answers_queries_and_serves_image_urls(
         }
     )
     cmd = [sys.executable, "-m", "fashion_search.cli", "serve", "--host", "127.0.0.1"]
+    log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [*cmd, "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -73,8 +70,9 @@ def test_serve_answers_queries_and_serves_image_urls(
                 health = httpx.get(f"{base}/health", timeout=2)
                 break
             except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "server did not come up"
+                output = (tmp_path / "serve.log").read_text(errors="replace")
+                assert proc.poll() is None, output
+                assert time.monotonic() < deadline, f"server did not come up:\n{output}"
                 time.sleep(0.2)
         assert health.json()["index_size"] == len(ITEMS)
         r = httpx.post(
@@ -93,5 +91,4 @@ def test_serve_answers_queries_and_serves_image_urls(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        log.close()

@@ -39,7 +39,7 @@ STATUS_BY_ERROR: tuple[tuple[type[e.FashionSearchError], int], ...] = (
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody, "description": HTTPStatus(code).phrase}
-    for code in (401, 403, 404, 413, 415, 422, 500, 503)
+    for code in (400, 401, 403, 404, 413, 415, 422, 500, 502, 503)
 }
 
 

@@ -232,7 +232,6 @@ def stack_env(
         "AWS__TABLE": outputs.get("CatalogTableName"),
         "AWS__PINECONE_INDEX": params.get("PineconeIndexName"),
         "AWS__PINECONE_SECRET_NAME": params.get("PineconeSecretName"),
-        "MODEL__S3_URI": outputs.get("ModelS3Uri"),
         "API__PUBLIC_URL": outputs.get("ApiUrl"),
     }
     for key, value in values.items():

@@ -178,6 +178,9 @@ class Ingestor:
                 pending.append(c)
         with ThreadPoolExecutor(max_workers=max(1, self._read_workers)) as pool:
             read = list(pool.map(self._read, pending))
+        for c in pending:
+            if c.fail_reason is not None:  # store writes stay on this thread
+                self._fail(c, c.fail_reason)
         ready = [c for c, ok in zip(pending, read, strict=True) if ok]
         self._embed(ready)
         self._write([c for c in ready if c.vector is not None])
@@ -201,7 +204,8 @@ class Ingestor:
         return None
 
     def _read(self, c: Create) -> bool:
-        """Fetch bytes and tags. False when the record is finished (failed, gone, retry)."""
+        """Fetch bytes and tags (in a worker thread). False when the record goes no further:
+        gone or retry (outcome recorded) or bad (``fail_reason`` set, recorded by the caller)."""
         ev, blobs = c.event, self._stores.blobs
         try:
             info = blobs.head(ev.key)
@@ -213,7 +217,7 @@ class Ingestor:
             self._done(c.index, ev, _S.SKIPPED, "object no longer exists")
             return False
         except InvalidInput as exc:  # over the byte cap
-            self._fail(c, exc.message)
+            c.fail_reason = exc.message
             return False
         except Exception as exc:
             self._done(c.index, ev, _S.RETRY, "read: " + _retry_reason(exc))
@@ -221,7 +225,7 @@ class Ingestor:
         c.etag = ev.etag or info.etag
         c.content_hash = hashlib.sha256(c.data).hexdigest()
         if not c.data:
-            self._fail(c, "empty object (0 bytes)")
+            c.fail_reason = "empty object (0 bytes)"
             return False
         c.tags, c.display_name = tags_from_user_metadata(info.metadata)
         cur = c.stored

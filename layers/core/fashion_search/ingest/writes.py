@@ -36,6 +36,7 @@ class Create:
     display_name: str | None = None
     tags_predicted: bool = False
     vector: Vector | None = None
+    fail_reason: str | None = None
 
 
 def catalog_item(

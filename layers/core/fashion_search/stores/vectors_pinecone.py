@@ -114,13 +114,15 @@ class PineconeVectorIndex:
             self._client = client or Pinecone(api_key=api_key, timeout=timeout_s)
         except PineconeError as exc:
             raise ConfigError(f"cannot create the Pinecone client: {exc.message}") from exc
-        if host:
-            self._index = _translate("connect", lambda: self._client.index(host=host))
-            stats = _translate("stats", self._index.describe_index_stats)
-            self._check_dimension(stats.dimension)
-        else:
-            index_host = self._ensure_index(cloud, region, ready_timeout_s)
+        try:
+            index_host = host or self._ensure_index(cloud, region, ready_timeout_s)
             self._index = _translate("connect", lambda: self._client.index(host=index_host))
+            if host:
+                stats = _translate("stats", self._index.describe_index_stats)
+                self._check_dimension(stats.dimension)
+        except BaseException:
+            self.close()  # no half-built adapter holding sockets
+            raise
 
     def _describe(self) -> Any:
         try:
@@ -173,7 +175,8 @@ class PineconeVectorIndex:
 
     def close(self) -> None:
         """Close the data-plane connections, and the client when this adapter made it."""
-        self._index.close()
+        if hasattr(self, "_index"):
+            self._index.close()
         if self._owns_client:
             self._client.close()
 

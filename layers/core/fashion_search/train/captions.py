@@ -18,6 +18,10 @@ TEMPLATES: tuple[str, ...] = (
 )  # fmt: skip
 # Tag fields whose values may stand in for, or join, the words of the display name.
 PHRASE_FIELDS: tuple[str, ...] = ("gender", "baseColour", "articleType")
+# Category fields, finest first: a caption may name the product by any of them ("Dresses",
+# "Dress" the sub-category, "Apparel"), so queries like "footwear" or "bags" work too.
+CATEGORY_FIELDS: tuple[str, ...] = ("articleType", "subCategory", "masterCategory")
+_CATEGORY_WEIGHTS: tuple[float, ...] = (0.6, 0.25, 0.15)
 
 
 def words(text: str) -> frozenset[str]:
@@ -30,7 +34,7 @@ class Describable:
     """What captions of one product are built from."""
 
     phrases: tuple[str, ...]  # display name split into phrases (multi-word colours kept whole)
-    category: str  # articleType, an alternative for the noun
+    categories: tuple[str, ...]  # category values, alternatives for the noun (finest first)
     vocabulary: frozenset[str]  # every content word that truthfully describes the product
 
     @classmethod
@@ -46,15 +50,19 @@ class Describable:
                 phrases.append(part.replace("\1", " "))
             else:
                 phrases.extend(part.split())
-        vocab = words(name).union(*(words(tags.get(f, "")) for f in PHRASE_FIELDS))
-        return cls(tuple(phrases), tags.get("articleType", ""), vocab)
+        fields = (*PHRASE_FIELDS, *CATEGORY_FIELDS)
+        vocab = words(name).union(*(words(tags.get(f, "")) for f in fields))
+        categories = tuple(tags.get(f, "") for f in CATEGORY_FIELDS)
+        return cls(tuple(phrases), categories, vocab)
 
 
 def sample_caption(item: Describable, rng: random.Random) -> tuple[str, frozenset[str]]:
     """A caption and its content words."""
     phrases = list(item.phrases)
-    if item.category and rng.random() < 0.15 and phrases:
-        phrases[-1] = item.category
+    if rng.random() < 0.2 and phrases:
+        category = rng.choices(item.categories, weights=_CATEGORY_WEIGHTS)[0]
+        if category:
+            phrases[-1] = category
     if rng.random() < 0.45 and len(phrases) > 1:
         keep = rng.randint(1, len(phrases) - 1)
         chosen = sorted(rng.sample(range(len(phrases)), keep))

@@ -27,6 +27,8 @@ _TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif":
     responses={
         200: {"content": {t: {} for t in (*_TYPES.values(), "application/octet-stream")}},
         404: ERROR_RESPONSES[404],
+        413: ERROR_RESPONSES[413],
+        422: ERROR_RESPONSES[422],
     },
 )
 async def get_file(key: str, searcher: SearcherDep, settings: SettingsDep) -> Response:

@@ -1,0 +1,112 @@
+"""``fashion-search reindex``: rebuild a vector index from the catalog alone.
+
+Every INDEXED item keeps its embedding (with the model id and dimension) in the catalog, so an
+index that was lost, replaced or switched (embedded -> Pinecone) is rebuilt without the model and
+without reading a single image. The vector metadata is the ingest core's own
+(``ingest.metadata.vector_metadata``), so a rebuilt index answers filters exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from fashion_search.errors import InvalidInput
+from fashion_search.ingest.metadata import vector_metadata
+from fashion_search.types import CatalogItem, ItemStatus, VectorRecord
+
+if TYPE_CHECKING:
+    from fashion_search.home import Stores
+
+log = logging.getLogger(__name__)
+# Pinecone takes at most 1000 vectors and 2 MB per upsert; the adapter cuts bigger batches, so
+# this only bounds how much one step holds in memory and how much a failure repeats.
+MAX_BATCH = 1000
+# Vector ids per delete call when pruning (Pinecone's per-request limit).
+_DELETE_CHUNK = 1000
+
+
+@dataclass(slots=True)
+class ReindexReport:
+    model_id: str
+    dimension: int
+    rebuilt: int = 0
+    skipped_without_embedding: int = 0
+    skipped_other_model: int = 0
+    deleted_not_in_catalog: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reindex(
+    stores: Stores,
+    *,
+    model_id: str,
+    batch_size: int = 100,
+    prune: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ReindexReport:
+    """Upsert the stored embedding of every INDEXED item made by ``model_id`` whose dimension is
+    the index's. With ``prune``, delete index ids that no INDEXED or PENDING item owns (PENDING
+    items may legitimately have their vector already: the upsert precedes the INDEXED mark)."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise InvalidInput(
+            f"batch size must be 1..{MAX_BATCH}, got {batch_size}", field="batch_size"
+        )
+    if not model_id:
+        raise InvalidInput(
+            "a model id is needed to choose which embeddings to use", field="model_id"
+        )
+    catalog, vectors, ns = stores.catalog, stores.vectors, stores.namespace
+    report = ReindexReport(model_id=model_id, dimension=vectors.dimension)
+    progress = on_progress or (lambda n: None)
+    batch: list[VectorRecord] = []
+    for item in catalog.by_status(ItemStatus.INDEXED):
+        record = _record(item, report)
+        if record is None:
+            progress(1)
+            continue
+        batch.append(record)
+        if len(batch) >= batch_size:
+            _upsert(stores, batch, report, progress)
+            batch = []
+    if batch:
+        _upsert(stores, batch, report, progress)
+    if prune:
+        owned = {it.image_id for it in _owners(stores)}
+        orphans = [i for i in vectors.iter_ids(namespace=ns) if i not in owned]
+        for start in range(0, len(orphans), _DELETE_CHUNK):
+            vectors.delete(orphans[start : start + _DELETE_CHUNK], namespace=ns)
+        report.deleted_not_in_catalog = len(orphans)
+    log.info("reindex finished", extra={"report": report.as_dict()})
+    return report
+
+
+def _record(item: CatalogItem, report: ReindexReport) -> VectorRecord | None:
+    """The item's vector record, or None (counted) when its embedding cannot be used."""
+    if item.embedding is None:
+        report.skipped_without_embedding += 1
+        return None
+    if item.model_id != report.model_id or item.embedding.shape[0] != report.dimension:
+        report.skipped_other_model += 1
+        return None
+    return VectorRecord(item.image_id, item.embedding, vector_metadata(item))
+
+
+def _upsert(
+    stores: Stores,
+    batch: list[VectorRecord],
+    report: ReindexReport,
+    progress: Callable[[int], None],
+) -> None:
+    stores.vectors.upsert(batch, namespace=stores.namespace)
+    report.rebuilt += len(batch)
+    progress(len(batch))
+
+
+def _owners(stores: Stores) -> Iterator[CatalogItem]:
+    yield from stores.catalog.by_status(ItemStatus.INDEXED)
+    yield from stores.catalog.by_status(ItemStatus.PENDING)
