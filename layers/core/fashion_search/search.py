@@ -170,9 +170,11 @@ class Searcher:
 
     def warm(self) -> None:
         """Run each tower and one vector query once, so the first user query pays neither
-        onnxruntime's first-run setup nor the index's first load (measured in docs/api.md)."""
+        onnxruntime's first-run setup, the model id's file hash, nor the index's first load
+        (measured in docs/api.md)."""
         from PIL import Image
 
+        _ = self.embedder.model_id  # a hash of the bundle's files, computed on first use
         vec = self.embedder.embed_texts(["warm up"])[0]
         self.embedder.embed_images([Image.new("RGB", (64, 64), (128, 128, 128))])
         ns = self.stores.namespace

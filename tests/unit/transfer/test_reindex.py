@@ -98,6 +98,7 @@ def test_skips_are_counted_and_prune_removes_ids_no_item_owns(
         "skipped_without_embedding": 1,
         "skipped_other_model": 1,
         "deleted_not_in_catalog": 1,
+        "refused": {"count": 0, "sample": {}},
     }
     ids = set(rebuilt.vectors.iter_ids())
     assert "orphan" not in ids and "other-model" not in ids and len(ids) == 12
@@ -151,3 +152,17 @@ def test_cli_rebuilds_a_lost_index(
     assert set(got) == set(expected)
     assert all(np.allclose(got[i].values, v, atol=1e-6) for i, v in expected.items())
     index.close()
+
+
+def test_a_vector_the_index_refuses_is_named_and_the_rest_rebuilt(
+    source: Home, tmp_path: Path, tiny_embedder: Any
+) -> None:
+    catalog = source.stores.catalog
+    first = next(iter(catalog.by_status(ItemStatus.INDEXED)))
+    zero = np.zeros(tiny_embedder.dim, dtype=np.float32)  # cosine cannot take it
+    catalog.put(dataclasses.replace(first, image_id="zero", embedding=zero))
+    rebuilt = _rebuilt(source, tmp_path / "rebuilt")
+    report = reindex(rebuilt, model_id=tiny_embedder.model_id, batch_size=50)
+    assert report.rebuilt == 12 and list(report.refused) == ["zero"]
+    assert "zero" in report.refused["zero"] and rebuilt.vectors.count() == 12
+    rebuilt.vectors.close()  # type: ignore[attr-defined]

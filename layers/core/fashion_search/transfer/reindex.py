@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fashion_search.errors import InvalidInput
@@ -36,9 +36,16 @@ class ReindexReport:
     skipped_without_embedding: int = 0
     skipped_other_model: int = 0
     deleted_not_in_catalog: int = 0
+    # image id -> why the index refused its vector (a non-ASCII id in Pinecone, a zero vector)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["refused"] = {
+            "count": len(self.refused),
+            "sample": dict(list(self.refused.items())[:10]),
+        }
+        return out
 
 
 def reindex(
@@ -102,8 +109,17 @@ def _upsert(
     report: ReindexReport,
     progress: Callable[[int], None],
 ) -> None:
-    stores.vectors.upsert(batch, namespace=stores.namespace)
-    report.rebuilt += len(batch)
+    try:
+        stores.vectors.upsert(batch, namespace=stores.namespace)
+        report.rebuilt += len(batch)
+    except InvalidInput:
+        # Adapters validate before any I/O: find the records refused, keep the rest.
+        for record in batch:
+            try:
+                stores.vectors.upsert([record], namespace=stores.namespace)
+                report.rebuilt += 1
+            except InvalidInput as exc:
+                report.refused[record.id] = exc.message
     progress(len(batch))
 
 
