@@ -63,3 +63,21 @@ def test_bad_arguments_are_named(
     with pytest.raises(InvalidInput) as err:
         migrate(source.stores, target.stores, max_blob_bytes=MAX_BYTES, **kwargs)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--to", "aws", "--to-data-dir", "x"], "--to-data-dir is for --to embedded"),
+        (["--to", "embedded", "--from-data-dir", "x"], "--from-data-dir is for --to aws"),
+        (["--to", "aws", "--from-data-dir", "{tmp}/nothing"], "no catalog.sqlite"),
+    ],
+)
+def test_cli_names_a_wrong_direction_or_a_missing_source(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fashion_search.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["migrate", *(a.format(tmp=tmp_path) for a in argv), "--dimension", "16"])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
