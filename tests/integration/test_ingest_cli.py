@@ -94,3 +94,12 @@ def test_ingest_inside_the_images_folder_indexes_in_place(
     (home / "images" / "new" / "x.jpg").write_bytes(jpeg_bytes(5))
     result = _run(["ingest", str(home / "images" / "new")], capsys)
     assert result["indexed"] == 1 and "copied" not in result
+
+
+def test_ingest_of_a_missing_folder_is_a_clear_error(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", str(tmp_path / "nope")])
+    assert exc.value.code == 2
+    assert "is not a folder" in capsys.readouterr().err

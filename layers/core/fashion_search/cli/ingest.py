@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
+from fashion_search.errors import InvalidInput
 from fashion_search.settings import Home, Settings
 
 
@@ -53,6 +54,8 @@ def ingest_cmd(
         ingest_keys,
     )
 
+    if not path.is_dir():
+        raise InvalidInput(f"{path} is not a folder", field="path")
     settings = Settings()
     ingestor = _ingestor(settings)
     stores = ingestor.stores
@@ -61,7 +64,11 @@ def ingest_cmd(
     if settings.home is Home.EMBEDDED and _inside(path, root):
         total = sum(1 for _ in files_under(path))
         with tqdm(total=total, desc="ingest", unit="img") as bar:
-            summary.update(ingest_folder(ingestor, root, under=path, on_progress=bar.update))
+            summary.update(
+                ingest_folder(
+                    ingestor, root, under=path, batch_size=batch_size, on_progress=bar.update
+                )
+            )
         _emit(summary, json_path)
         return
     total = sum(1 for _ in files_under(path))
@@ -75,7 +82,9 @@ def ingest_cmd(
     else:
         keys = copied.copied + copied.unchanged
         with tqdm(total=len(keys), desc="ingest", unit="img") as bar:
-            summary.update(ingest_keys(ingestor, root, keys, on_progress=bar.update))
+            summary.update(
+                ingest_keys(ingestor, root, keys, batch_size=batch_size, on_progress=bar.update)
+            )
     _emit(summary, json_path)
 
 
