@@ -133,6 +133,18 @@ def test_delete_and_count(index: VectorIndex) -> None:
     assert "img-00001" not in {m.id for m in index.query(unit(1), top_k=10)}
 
 
+def test_ids_from_unicode_keys_round_trip_everywhere(index: VectorIndex) -> None:
+    # Image ids come from object keys ("red flower é.jpg"); Pinecone takes ASCII ids only.
+    ids = ["red flower é", "tops/50%-off", "tops/50%25-off", "plain-ascii"]
+    index.upsert([VectorRecord(i, unit(n), {"n": n}) for n, i in enumerate(ids)])
+    assert index.count() == 4
+    assert sorted(index.iter_ids()) == sorted(ids)
+    assert index.query(unit(0), top_k=1)[0].id == "red flower é"
+    assert set(index.fetch(ids)) == set(ids)
+    index.delete(["red flower é", "tops/50%-off"])
+    assert sorted(index.iter_ids()) == ["plain-ascii", "tops/50%25-off"]
+
+
 def test_namespaces_are_separate(index: VectorIndex) -> None:
     index.upsert([record(1)], namespace="a")
     index.upsert([record(2), record(3)], namespace="b")

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import numpy as np
 from pinecone import Pinecone
@@ -187,7 +187,7 @@ class PineconeVectorIndex:
             record_id = validate_record_id(record.id)
             encoded = validate_metadata(record.metadata, record_id=record_id)
             item = {
-                "id": record_id,
+                "id": remote_id(record_id),
                 "values": _values(record.values, self._dimension, record_id),
                 "metadata": dict(record.metadata),
             }
@@ -232,24 +232,25 @@ class PineconeVectorIndex:
             ),
         )
         return [
-            Match(id=m.id, score=float(m.score), metadata=dict(m.metadata or {}))
+            Match(id=local_id(m.id), score=float(m.score), metadata=dict(m.metadata or {}))
             for m in response.matches
         ]
 
     def fetch(self, ids: Sequence[str], *, namespace: str = "") -> dict[str, VectorRecord]:
         out: dict[str, VectorRecord] = {}
-        for chunk in _fetch_chunks(list(dict.fromkeys(ids))):
+        for chunk in _fetch_chunks([remote_id(i) for i in dict.fromkeys(ids)]):
             response = _translate(
                 "fetch", partial(self._index.fetch, ids=chunk, namespace=namespace)
             )
-            for record_id, vector in response.vectors.items():
+            for stored_id, vector in response.vectors.items():
+                record_id = local_id(stored_id)
                 out[record_id] = VectorRecord(
                     record_id, np.asarray(vector.values, dtype=np.float32), vector.metadata or {}
                 )
         return out
 
     def delete(self, ids: Sequence[str], *, namespace: str = "") -> None:
-        unique = list(dict.fromkeys(ids))
+        unique = [remote_id(i) for i in dict.fromkeys(ids)]
         for start in range(0, len(unique), MAX_IDS):
             chunk = unique[start : start + MAX_IDS]
             _translate("delete", partial(self._index.delete, ids=chunk, namespace=namespace))
@@ -273,10 +274,24 @@ class PineconeVectorIndex:
             )
             for item in page.vectors:
                 if item.id is not None:
-                    yield item.id
+                    yield local_id(item.id)
             token = page.pagination.next if page.pagination else None
             if not token:
                 return
+
+
+# Pinecone (and its SDK) take ASCII ids only, but image ids come from object keys such as
+# "red flower é". Percent-encode what is not printable ASCII, and "%" itself, so the mapping is
+# reversible and plain ASCII ids are stored unchanged.
+_ID_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def remote_id(record_id: str) -> str:
+    return validate_record_id(quote(validate_record_id(record_id), safe=_ID_SAFE))
+
+
+def local_id(stored_id: str) -> str:
+    return unquote(stored_id)
 
 
 def _fetch_chunks(ids: list[str]) -> Iterator[list[str]]:
