@@ -165,7 +165,7 @@ def test_built_handlers_ingest_and_search(
     fake = pinecone_fake
     stack.put_pinecone_key(fake.api_key)
     dimension = json.loads((tiny_bundle / "config.json").read_text())["embed_dim"]
-    key = f"{stack.parameters['IngestPrefix']}tops/red shirt 01.jpg"
+    key = f"{stack.parameters['IngestPrefix']}tops/red shirt é.jpg"
     stack.client("s3").put_object(
         Bucket=stack.bucket,
         Key=key,
@@ -183,7 +183,7 @@ def test_built_handlers_ingest_and_search(
         env=ingest_env,
         workdir=tmp_path,
         python=python,
-        handler=artifacts.handler_of("IngestFunction"),
+        handler="app.lambda_handler",
     )
     assert ingest.returncode == 0, ingest.output[-6000:]
     assert ingest.strays == []
@@ -191,10 +191,10 @@ def test_built_handlers_ingest_and_search(
     assert ingest.result == {"batchItemFailures": []}, ingest.output[-5000:]
 
     catalog = DynamoDBCatalog(stack.table, client=stack.client("dynamodb"))
-    item = catalog.get("tops/red shirt 01")
+    item = catalog.get("tops/red shirt é")
     assert item is not None and item.status is ItemStatus.INDEXED, item
     assert item.key == key
-    assert "tops/red shirt 01" in {
+    assert "tops/red shirt é" in {
         vid for space in fake.indexes[INDEX].namespaces.values() for vid in space
     }
 
@@ -217,7 +217,7 @@ def test_built_handlers_ingest_and_search(
         base64.b64decode(response["body"]) if response.get("isBase64Encoded") else response["body"]
     )
     (hit,) = body["results"]
-    assert hit["image_id"] == "tops/red shirt 01"
+    assert hit["image_id"] == "tops/red shirt é"
     assert stack.bucket in hit["image_url"]
 
     denied = run_handler(
@@ -237,13 +237,13 @@ def test_built_handlers_ingest_and_search(
         env=ingest_env,
         workdir=tmp_path,
         python=python,
-        handler=artifacts.handler_of("IngestFunction"),
+        handler="app.lambda_handler",
     )
     assert removal.result == {"batchItemFailures": []}, removal.output[-5000:]
     assert_policy_covers(removal, stack, "IngestFunction")
-    gone = catalog.get("tops/red shirt 01")
+    gone = catalog.get("tops/red shirt é")
     assert gone is not None and gone.status is ItemStatus.DELETED
-    assert "tops/red shirt 01" not in {
+    assert "tops/red shirt é" not in {
         vid for space in fake.indexes[INDEX].namespaces.values() for vid in space
     }
 

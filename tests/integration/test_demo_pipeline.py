@@ -73,7 +73,7 @@ def test_text_search_finds_the_named_product(demo_home: Demo) -> None:
         hits5 += name in found
     r1, r5 = hits1 / len(names), hits5 / len(names)
     print(f"text->image over HTTP on {len(names)} names: R@1 {r1:.3f} R@5 {r5:.3f}")
-    assert r5 >= 0.6 and r1 >= 0.3
+    assert r5 >= 0.9 and r1 >= 0.75
 
 
 def test_free_text_queries_return_matching_tags(demo_home: Demo) -> None:
@@ -89,7 +89,7 @@ def test_free_text_queries_return_matching_tags(demo_home: Demo) -> None:
 
 
 def test_image_search_finds_the_same_kind_of_product(demo_home: Demo) -> None:
-    products = list(iter_products(products=PRODUCTS, seed=SEED))[:24]
+    products = list(iter_products(products=PRODUCTS, seed=SEED))[:96]
     same_type = same_colour = total = 0
     for p in products:
         data = (demo_home.paths.source_images / f"{p.id}.jpg").read_bytes()
@@ -106,7 +106,7 @@ def test_image_search_finds_the_same_kind_of_product(demo_home: Demo) -> None:
     print(
         f"image->image P@3: articleType {same_type / total:.3f}, colour {same_colour / total:.3f}"
     )
-    assert same_type / total >= 0.6 and same_colour / total >= 0.35
+    assert same_type / total >= 0.5 and same_colour / total >= 0.35
 
 
 def test_a_dropped_image_becomes_searchable(demo_home: Demo) -> None:
