@@ -17,7 +17,6 @@ app = typer.Typer(
 )
 
 
-
 def _register_all() -> None:
     """Every module in this package that defines ``register(app)`` adds its commands."""
     import importlib
