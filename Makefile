@@ -28,15 +28,21 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	-$(BIN)/pip uninstall --quiet -y torchvision timm 2>/dev/null
 	touch $@
 
+# checkov pins an older boto3/botocore than the project uses: it gets its own environment.
+CHECKOV := .cache/tools/checkov
+$(CHECKOV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet checkov
+
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev $(CHECKOV)/bin/checkov
 
 ## The embedded demo: catalog + model + ingest + API + Streamlit, on this machine, offline.
 demo: $(VENV)/.installed
 	$(BIN)/fashion-search demo
 
 ## Lint, type-check and the whole test suite (warnings are errors).
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(CHECKOV)/bin/checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 
 from fashion_search.api import create_app
+from fashion_search.api.deps import limit_blas_threads
 from fashion_search.settings import Settings
 from mangum import Mangum
 
 logger = logging.getLogger("fashion_search.functions.api")
 
+limit_blas_threads()
 settings = Settings()
 logging.getLogger().setLevel(settings.log_level)
 app = create_app(settings)

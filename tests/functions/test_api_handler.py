@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities import parameters
 from fashion_search.home import open_stores
 from fashion_search.model.embedder import OnnxClipEmbedder
 from fashion_search.settings import Settings
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from tests.unit.api.conftest import ITEMS, fill
 
@@ -109,9 +110,12 @@ def load_handler(lambda_env: str) -> Iterator[Callable[[], ModuleType]]:
         loaded.append(module)
         return module
 
+    blas = {i["user_api"]: i["num_threads"] for i in threadpool_info()}.get("blas")
     yield load
     for module in loaded:  # a container never closes its clients; a test run must
         module.app.state.searcher_provider.get().stores.close()
+    if blas is not None:  # the entry limits BLAS threads process-wide: undo for other tests
+        threadpool_limits(limits=blas, user_api="blas")
 
 
 Loader = Callable[[], ModuleType]
@@ -173,6 +177,8 @@ def test_model_and_clients_load_once_per_container(
     monkeypatch.setattr(loader, "load_embedder", counting)
     module = load_handler()
     assert loads == ["load"]  # at import (init phase), before any request
+    # and one BLAS thread, so OpenBLAS's spinning workers do not slow onnxruntime (docs/api.md)
+    assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
     for name in ("api_v2_text.json", "api_v2_upload.json", "api_rest_text.json"):
         assert module.handler(event(name), Context())["statusCode"] == 200
     assert loads == ["load"]

@@ -128,27 +128,27 @@ def test_put_and_delete_objects(
 ) -> None:
     meta = tags_to_user_metadata({"articleType": "Shirts", "year": "2012"}, "Café shirt")
     s3_client.put_object(
-        Bucket=s3_bucket, Key="images/red flower.jpg", Body=jpeg_bytes(1), Metadata=meta
+        Bucket=s3_bucket, Key="images/red flower é.jpg", Body=jpeg_bytes(1), Metadata=meta
     )
     s3_client.put_object(Bucket=s3_bucket, Key="images/notes.jpg", Body=b"plain text")
     s3_client.put_object(Bucket=s3_bucket, Key="thumbnails/x.jpg", Body=jpeg_bytes(2))  # not ours
     drain(app, queues["queue"])
 
     stores = app.INGESTOR.stores
-    item = stores.catalog.get("red flower")
+    item = stores.catalog.get("red flower é")
     assert item is not None and item.status is ItemStatus.INDEXED
     assert item.bucket == s3_bucket and item.etag
     bad = stores.catalog.get("notes")
     assert bad is not None and bad.status is ItemStatus.FAILED and bad.reason
-    vec = stores.vectors.fetch(["red flower"], namespace=stores.namespace)["red flower"]
+    vec = stores.vectors.fetch(["red flower é"], namespace=stores.namespace)["red flower é"]
     assert vec.metadata["articleType"] == "Shirts" and vec.metadata["year"] == 2012
     assert vec.metadata["display_name"] == "Café shirt"
     assert stores.catalog.get("x") is None and stores.catalog.get("thumbnails/x") is None
 
-    s3_client.delete_object(Bucket=s3_bucket, Key="images/red flower.jpg")
+    s3_client.delete_object(Bucket=s3_bucket, Key="images/red flower é.jpg")
     drain(app, queues["queue"])
-    assert stores.vectors.fetch(["red flower"], namespace=stores.namespace) == {}
-    gone = stores.catalog.get("red flower")
+    assert stores.vectors.fetch(["red flower é"], namespace=stores.namespace) == {}
+    gone = stores.catalog.get("red flower é")
     assert gone is not None and gone.status is ItemStatus.DELETED
 
 

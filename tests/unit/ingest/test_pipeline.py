@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from fashion_search.ingest import BlobEvent, EventKind, OutcomeStatus
@@ -130,6 +133,18 @@ def test_transient_vector_delete_failure_retries(ingest_home: IngestHome) -> Non
     assert ingest_home.stores.vectors.count() == 0
 
 
+def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A tiny PNG whose header declares 2.5 gigapixels."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
 @pytest.mark.parametrize(
     ("data", "reason_part"),
     [
@@ -137,8 +152,10 @@ def test_transient_vector_delete_failure_retries(ingest_home: IngestHome) -> Non
         (b"%PDF-1.4 not an image at all", ""),
         (jpeg_bytes(9)[:200], ""),  # truncated JPEG
         (b"GIF89a" + b"\x00" * 10, ""),  # a header and nothing else
+        (_png_bomb(), ""),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", ""),
     ],
-    ids=["zero-bytes", "not-an-image", "truncated", "corrupt-gif"],
+    ids=["zero-bytes", "not-an-image", "truncated", "corrupt-gif", "bomb", "eps"],
 )
 def test_bad_objects_fail_with_a_reason_and_are_not_retried(
     ingest_home: IngestHome, data: bytes, reason_part: str

@@ -34,7 +34,9 @@ def served_settings(settings: Settings, *, host: str | None, port: int | None) -
 def _factory() -> object:
     """uvicorn --reload entry: a fresh app from the environment in the reloading worker."""
     from fashion_search.api import create_app
+    from fashion_search.api.deps import limit_blas_threads
 
+    limit_blas_threads()
     app = create_app(Settings())
     app.state.searcher_provider.get().warm()
     return app
@@ -79,7 +81,9 @@ def serve_command(
         )
         return
     from fashion_search.api import create_app
+    from fashion_search.api.deps import limit_blas_threads
 
+    limit_blas_threads()
     app = create_app(settings)
     searcher = app.state.searcher_provider.get()  # load before listening: ready when /health is
     searcher.warm()
