@@ -142,4 +142,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _handle_s3(event)
 
 
-__all__ = ["build_ingestor", "lambda_handler"]
+# The template's Globals name every function's entry ``app.handler``.
+handler = lambda_handler
+
+__all__ = ["build_ingestor", "handler", "lambda_handler"]

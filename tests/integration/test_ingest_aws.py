@@ -107,7 +107,7 @@ def poll(app: ModuleType, queue_url: str) -> dict[str, Any] | None:
         ]
     }
     try:
-        response: dict[str, Any] = app.lambda_handler(event, FakeContext())
+        response: dict[str, Any] = app.handler(event, FakeContext())
     except Exception:
         return {"batchItemFailures": "all"}  # the whole batch goes back to the queue
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}

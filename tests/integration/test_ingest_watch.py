@@ -25,7 +25,9 @@ def wait_for(check: Callable[[], bool], timeout_s: float = 15.0) -> None:
 
 @pytest.fixture
 def watching(ingest_home: IngestHome) -> Iterator[IngestHome]:
-    watcher = FolderWatcher(ingest_home.make(), ingest_home.root, settle_s=0.2)
+    # Generous settle time: under a loaded CI machine the writer thread may stall between
+    # pieces, and a stall longer than settle_s would look like a finished file.
+    watcher = FolderWatcher(ingest_home.make(), ingest_home.root, settle_s=1.0)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), kwargs={"poll_s": 0.05})
     thread.start()

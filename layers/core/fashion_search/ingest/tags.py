@@ -71,8 +71,8 @@ class TagPredictor:
 
 
 class VocabularyCache:
-    """The catalog's tag vocabulary, re-read at most every ``ttl_s`` seconds (on DynamoDB it is a
-    scan: not something to do per batch)."""
+    """The catalog's tag vocabulary, re-read at most every ``ttl_s`` seconds: a store read (one
+    GetItem on DynamoDB) need not happen per batch, and new values can wait a few minutes."""
 
     def __init__(
         self,
