@@ -131,6 +131,13 @@ class FakePinecone:
             self.injected.clear()
             self.seen.clear()
 
+    def reset(self) -> None:
+        """Forget every index too: each test starts with an empty project."""
+        with self.lock:
+            self.indexes.clear()
+            self.injected.clear()
+            self.seen.clear()
+
     def count(self, path_suffix: str) -> int:
         """How many requests reached ``path_suffix`` (injected failures included)."""
         return sum(1 for s in self.seen if s.path.endswith(path_suffix))
