@@ -17,7 +17,14 @@ from fashion_search.types import ItemStatus
 
 from tests.fakes.pinecone_api import FakePinecone
 from tests.fixtures.aws import REGION
-from tests.fixtures.ingest import FakeContext, close_app, jpeg_bytes, load_app
+from tests.fixtures.ingest import (
+    FakeContext,
+    close_app,
+    jpeg_bytes,
+    load_app,
+    notify_queue,
+    queue_arn,
+)
 
 INDEX = "fashion-ingest-test"
 MAX_RECEIVES = 2
@@ -27,29 +34,12 @@ MAX_RECEIVES = 2
 def queues(moto_aws: None, s3_bucket: str, s3_client: Any) -> dict[str, str]:
     sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}
+    redrive = {"deadLetterTargetArn": queue_arn(sqs, dlq), "maxReceiveCount": str(MAX_RECEIVES)}
     queue = sqs.create_queue(
         QueueName="ingest",
         Attributes={"VisibilityTimeout": "0", "RedrivePolicy": json.dumps(redrive)},
     )["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    s3_client.put_bucket_notification_configuration(
-        Bucket=s3_bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": arn,
-                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "images/"}]}},
-                }
-            ]
-        },
-    )
+    notify_queue(s3_client, sqs, bucket=s3_bucket, queue_url=queue)
     return {"queue": queue, "dlq": dlq}
 
 

@@ -23,7 +23,13 @@ from fashion_search.types import CatalogItem, ItemStatus
 
 from tests.fakes.pinecone_api import FakePinecone
 from tests.fixtures.aws import REGION
-from tests.fixtures.ingest import CountingVectors, FakeContext, close_app, load_app
+from tests.fixtures.ingest import (
+    CountingVectors,
+    FakeContext,
+    close_app,
+    load_app,
+    notify_queue,
+)
 from tests.unit.transfer.home import Home as EmbeddedHome
 from tests.unit.transfer.home import filled_home, open_home
 
@@ -228,21 +234,7 @@ def ingest_app(
     """The real ingest Lambda module, fed by S3 notifications through an SQS queue."""
     sqs = boto3.client("sqs", region_name=REGION)
     queue = sqs.create_queue(QueueName="transfer-ingest")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    s3_client.put_bucket_notification_configuration(
-        Bucket=s3_bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": arn,
-                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "images/"}]}},
-                }
-            ]
-        },
-    )
+    notify_queue(s3_client, sqs, bucket=s3_bucket, queue_url=queue)
     env = {
         "FASHION_SEARCH_HOME": "aws",
         "FASHION_SEARCH_MODEL__BUNDLE": str(tiny_bundle),

@@ -28,7 +28,7 @@ from fashion_search.ingest.removes import retry_reason as _retry_reason
 from fashion_search.ingest.tags import TagPredictor, VocabularyCache
 from fashion_search.ingest.writes import Create, catalog_item, write_indexed
 from fashion_search.model.base import Embedder
-from fashion_search.types import CatalogItem, ItemStatus
+from fashion_search.types import BlobInfo, CatalogItem, ItemStatus
 
 if TYPE_CHECKING:
     from fashion_search.home import Stores
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _S, _K = OutcomeStatus, EventKind
+ALREADY_INDEXED = "already indexed (same eTag)"
 
 
 class Ingestor:
@@ -203,6 +204,24 @@ class Ingestor:
             return f"duplicate: already failed ({cur.reason})"
         return None
 
+    def _already_indexed(self, cur: CatalogItem | None, info: BlobInfo) -> bool:
+        """The catalog holds this very object (same eTag) indexed by this model, with the tags
+        its metadata carries: what ``migrate`` leaves behind. Nothing to read or write."""
+        if (
+            cur is None
+            or cur.status is not ItemStatus.INDEXED
+            or not info.etag
+            or cur.etag != info.etag
+            or cur.embedding is None
+            or cur.model_id != self._embedder.model_id
+        ):
+            return False
+        tags, display_name = tags_from_user_metadata(info.metadata)
+        # Metadata tags would replace the stored ones (and clear tags_predicted).
+        if tags and (tags != cur.tags or cur.tags_predicted):
+            return False
+        return display_name is None or display_name == cur.display_name
+
     def _read(self, c: Create) -> bool:
         """Fetch bytes and tags (in a worker thread). False when the record goes no further:
         gone or retry (outcome recorded) or bad (``fail_reason`` set, recorded by the caller)."""
@@ -211,6 +230,9 @@ class Ingestor:
             info = blobs.head(ev.key)
             if info is None:
                 raise NotFound(f"{ev.key} is gone")
+            if self._already_indexed(c.stored, info):
+                self._done(c.index, ev, _S.SKIPPED, ALREADY_INDEXED)
+                return False
             c.data = blobs.get(ev.key, max_bytes=self._max_bytes)
         except NotFound:
             # Removed after the event was sent; its own remove event follows.

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +22,7 @@ from fashion_search.model.bundle import (
     PreprocessConfig,
 )
 from fashion_search.model.clip_tokenizer_files import save_tokenizer, write_clip_tokenizer
+from fashion_search.model.staging import staged_bundle
 
 if TYPE_CHECKING:
     import torch
@@ -152,7 +150,7 @@ def export_hf_clip(
     size, context = int(vcfg.image_size), int(tcfg.max_position_embeddings)
     visual, textual = _hf_towers(model)
     batch = fixed_batch or 2
-    with _staging(dest) as tmp:
+    with staged_bundle(dest, check=False) as tmp:
         export_onnx(visual, torch.zeros(batch, 3, size, size), tmp / VISUAL_MODEL,
                     input_name="image", fixed_batch=fixed_batch, opset=opset)  # fmt: skip
         ids = torch.zeros(batch, context, dtype=torch.int32)
@@ -177,24 +175,3 @@ def write_bundle_json(root: Path, config: dict[str, Any], preprocess: Preprocess
     (root / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     (root / PREPROCESS_CFG).parent.mkdir(parents=True, exist_ok=True)
     (root / PREPROCESS_CFG).write_text(json.dumps(preprocess.to_json(), indent=2) + "\n")
-
-
-class _staging:
-    """Build a bundle in a temporary sibling directory, then rename it into place."""
-
-    def __init__(self, dest: Path) -> None:
-        self.dest = dest
-
-    def __enter__(self) -> Path:
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(dir=self.dest.parent, prefix=f".{self.dest.name}-"))
-        self.tmp.chmod(0o755)  # mkdtemp makes 0700; a bundle is read by other users too
-        return self.tmp
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.dest.exists():
-            shutil.rmtree(self.dest)
-        os.replace(self.tmp, self.dest)

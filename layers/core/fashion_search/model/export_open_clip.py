@@ -17,10 +17,10 @@ from fashion_search.model.clip_tokenizer_files import save_tokenizer, write_clip
 from fashion_search.model.export import (
     DEFAULT_OPSET,
     _normalised,
-    _staging,
     export_onnx,
     write_bundle_json,
 )
+from fashion_search.model.staging import staged_bundle
 
 
 def import_open_clip() -> Any:
@@ -74,7 +74,7 @@ def export_open_clip(
             return _normalised(self.model.encode_text(text.long()))
 
     batch = fixed_batch or 2
-    with _staging(dest) as tmp:
+    with staged_bundle(dest, check=False) as tmp:
         export_onnx(Visual(), torch.zeros(batch, 3, size, size), tmp / VISUAL_MODEL,
                     input_name="image", fixed_batch=fixed_batch, opset=opset)  # fmt: skip
         export_onnx(Textual(), torch.zeros(batch, context, dtype=torch.int32), tmp / TEXTUAL_MODEL,

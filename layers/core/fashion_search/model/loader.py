@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -14,6 +11,7 @@ from urllib.parse import urlparse
 from fashion_search.errors import BundleError, ConfigError
 from fashion_search.model.bundle import REQUIRED_FILES
 from fashion_search.model.embedder import OnnxClipEmbedder
+from fashion_search.model.staging import staged_bundle
 from fashion_search.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,9 +65,7 @@ def fetch_s3_bundle(
         import boto3  # the aws extra; only needed for S3 bundles
 
         client = boto3.client("s3", endpoint_url=endpoint_url)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
-    try:
+    with staged_bundle(target, check=False) as tmp:
         count = 0
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
@@ -83,10 +79,4 @@ def fetch_s3_bundle(
         if count == 0:
             raise BundleError(f"no model files under {uri}")
         log.info("copied %d model files from %s to %s", count, uri, target)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target

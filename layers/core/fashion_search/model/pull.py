@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from fashion_search.errors import BundleError
-from fashion_search.model.info import inspect_bundle
+from fashion_search.model.staging import staged_bundle
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +62,7 @@ def pull_bundle(
             ) from exc
         except (HfHubHTTPError, OSError, ValueError) as exc:
             raise BundleError(f"cannot download {repo} from the Hugging Face Hub: {exc}") from exc
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
-    try:
+    with staged_bundle(dest) as tmp:
         copied = 0
         for pattern in BUNDLE_PATTERNS:
             for file in source.glob(pattern):
@@ -75,12 +71,4 @@ def pull_bundle(
                 shutil.copyfile(file.resolve(), target)  # the hub cache holds symlinks to blobs
                 copied += 1
         log.info("copied %d files from %s", copied, source)
-        tmp.chmod(0o755)  # mkdtemp makes 0700
-        inspect_bundle(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest

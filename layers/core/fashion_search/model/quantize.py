@@ -7,14 +7,12 @@ data needed, ~4x smaller towers, and faster on CPUs with int8 dot-product instru
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from fashion_search.errors import BundleError
 from fashion_search.model.bundle import TEXTUAL_MODEL, VISUAL_MODEL, Bundle
-from fashion_search.model.info import inspect_bundle
+from fashion_search.model.staging import staged_bundle
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +25,8 @@ def quantize_bundle(source: Path, dest: Path, *, per_channel: bool = False) -> P
     bundle = Bundle.open(source)
     if dest.resolve() == bundle.path.resolve():
         raise BundleError("quantize needs a new destination, not the source bundle")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
-    try:
+    # The result must load and agree with itself before it replaces dest.
+    with staged_bundle(dest) as tmp:
         shutil.copytree(
             bundle.path, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.onnx", ".*")
         )
@@ -50,12 +47,4 @@ def quantize_bundle(source: Path, dest: Path, *, per_channel: bool = False) -> P
                 raise BundleError(f"cannot quantise {bundle.path / rel}: {exc}") from exc
             finally:
                 prepared.unlink(missing_ok=True)
-        tmp.chmod(0o755)
-        inspect_bundle(tmp)  # the result must load and agree with itself before it is kept
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest

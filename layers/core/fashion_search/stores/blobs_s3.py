@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from fashion_search.errors import (
     FashionSearchError,
     NotFound,
     PayloadTooLarge,
-    StoreError,
     TransientStoreError,
 )
+from fashion_search.stores.aws_errors import translate_aws_error
 from fashion_search.stores.blobs import check_key, normalise_metadata
 from fashion_search.types import BlobInfo
 
@@ -137,16 +137,11 @@ def _etag(value: str | None) -> str | None:
 
 
 def _translate(exc: ClientError | BotoCoreError, what: str) -> FashionSearchError:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = f"S3 {what} failed: {code}: {error.get('Message', '')}"
-        if code in _MISSING:
-            return NotFound(f"no blob: {what}")
-        if code in _TRANSIENT or status >= 500:
-            return TransientStoreError(message)
-        return StoreError(message)
-    if isinstance(exc, ConnectionError | HTTPClientError):  # timeouts, resets, unreachable
-        return TransientStoreError(f"S3 {what} failed: {exc}")
-    return StoreError(f"S3 {what} failed: {exc}")
+    return translate_aws_error(
+        exc,
+        service="S3",
+        what=what,
+        transient_codes=_TRANSIENT,
+        missing_codes=_MISSING,
+        missing_message=f"no blob: {what}",
+    )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from fashion_search.errors import (
     FashionSearchError,
@@ -23,6 +23,7 @@ from fashion_search.errors import (
     StoreError,
     TransientStoreError,
 )
+from fashion_search.stores.aws_errors import translate_aws_error
 from fashion_search.stores.catalog import (
     MAX_TAG_VALUES_PER_FIELD,
     decode_embedding,
@@ -374,16 +375,10 @@ def _decode(attrs: _Attrs) -> CatalogItem:
 
 
 def _translate(exc: ClientError | BotoCoreError, what: str) -> FashionSearchError:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = f"DynamoDB {what} failed: {code}: {error.get('Message', '')}"
-        if code == "ConditionalCheckFailedException":
-            return StaleEvent(message)
-        if code in _TRANSIENT or status >= 500:
-            return TransientStoreError(message)
-        return StoreError(message)
-    if isinstance(exc, ConnectionError | HTTPClientError):  # timeouts, resets, unreachable
-        return TransientStoreError(f"DynamoDB {what} failed: {exc}")
-    return StoreError(f"DynamoDB {what} failed: {exc}")
+    return translate_aws_error(
+        exc,
+        service="DynamoDB",
+        what=what,
+        transient_codes=_TRANSIENT,
+        stale_codes=("ConditionalCheckFailedException",),
+    )

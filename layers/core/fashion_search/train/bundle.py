@@ -8,7 +8,6 @@ continue from it. ONNX graphs stay fp32: they are small and fp16 would cost accu
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
 from fashion_search.errors import BundleError
+from fashion_search.model.staging import staged_bundle
 from fashion_search.train import tokenizer as toks
 from fashion_search.train.data import MEAN, STD
 from fashion_search.train.model import TinyClip, TinyClipConfig
@@ -49,55 +49,52 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
 def write_bundle(
     model: TinyClip, tok: Tokenizer, out: Path, *, info: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``out/`` atomically enough for a CLI: into ``out.tmp`` first, then renamed."""
+    """Write ``out/`` atomically: into a temporary sibling first, then renamed."""
     cfg = model.cfg
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     model = model.eval()
-    _export(
-        model.visual,
-        torch.zeros(1, 3, cfg.image_size, cfg.image_size),
-        tmp / "visual/model.onnx",
-        "image",
-    )
-    text = torch.full((1, cfg.context_length), cfg.pad_id, dtype=torch.int32)
-    _export(model.textual, text, tmp / "textual/model.onnx", "text")
-    preprocess = {
-        "size": [cfg.image_size, cfg.image_size],
-        "mode": "RGB",
-        "mean": list(MEAN),
-        "std": list(STD),
-        "interpolation": "bicubic",
-        "resize_mode": "shortest",
-        "fill_color": 0,
-    }
-    (tmp / "visual/preprocess_cfg.json").write_text(json.dumps(preprocess, indent=2) + "\n")
-    toks.save(tok, tmp / "textual", context_length=cfg.context_length)
-    config = {
-        "embed_dim": cfg.embed_dim,
-        "vision_cfg": {"image_size": cfg.image_size, "layers": len(cfg.channels) * 2},
-        "text_cfg": {
-            "context_length": cfg.context_length,
-            "vocab_size": cfg.vocab_size,
-            "width": cfg.text_width,
-            "layers": cfg.text_layers,
-        },
-        "fashion_search": {
-            "architecture": ARCHITECTURE,
-            "tiny_clip": cfg.to_json(),
-            **(info or {}),
-        },
-    }
-    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (tmp / "train").mkdir()
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-             if v.is_floating_point()}  # fmt: skip
-    state.update({k: v for k, v in model.state_dict().items() if not v.is_floating_point()})
-    save_file(state, str(tmp / CHECKPOINT))
-    (tmp / CHECKPOINT).chmod(0o644)  # safetensors writes 0600; the bundle is committed
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with staged_bundle(out, check=False) as tmp:
+        _export(
+            model.visual,
+            torch.zeros(1, 3, cfg.image_size, cfg.image_size),
+            tmp / "visual/model.onnx",
+            "image",
+        )
+        text = torch.full((1, cfg.context_length), cfg.pad_id, dtype=torch.int32)
+        _export(model.textual, text, tmp / "textual/model.onnx", "text")
+        preprocess = {
+            "size": [cfg.image_size, cfg.image_size],
+            "mode": "RGB",
+            "mean": list(MEAN),
+            "std": list(STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+            "fill_color": 0,
+        }
+        (tmp / "visual/preprocess_cfg.json").write_text(json.dumps(preprocess, indent=2) + "\n")
+        toks.save(tok, tmp / "textual", context_length=cfg.context_length)
+        config = {
+            "embed_dim": cfg.embed_dim,
+            "vision_cfg": {"image_size": cfg.image_size, "layers": len(cfg.channels) * 2},
+            "text_cfg": {
+                "context_length": cfg.context_length,
+                "vocab_size": cfg.vocab_size,
+                "width": cfg.text_width,
+                "layers": cfg.text_layers,
+            },
+            "fashion_search": {
+                "architecture": ARCHITECTURE,
+                "tiny_clip": cfg.to_json(),
+                **(info or {}),
+            },
+        }
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / "train").mkdir()
+        weights = model.state_dict()
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in weights.items()
+                 if v.is_floating_point()}  # fmt: skip
+        state.update({k: v for k, v in weights.items() if not v.is_floating_point()})
+        save_file(state, str(tmp / CHECKPOINT))
+        (tmp / CHECKPOINT).chmod(0o644)  # safetensors writes 0600; the bundle is committed
     return out
 
 
