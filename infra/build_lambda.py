@@ -8,8 +8,9 @@ Two targets:
 
 ``release``  what Lambda runs (python3.12, manylinux x86_64 wheels): third-party layers through
              ``make -C layers/deps build-<LogicalId>``, the very targets ``sam build`` runs.
-``local``    the same pinned lists, copied from the running interpreter's environment (offline,
-             and importable by this interpreter), plus a stand-in for the runtime's own boto3.
+``local``    the same pinned lists for the running interpreter (copied from its environment
+             where the versions match, else installed by pip), plus a stand-in for the
+             runtime's own boto3.
              The build-and-import test uses it.
 
 Output mirrors ``.aws-sam/build``: ``OUT/<FunctionId>/`` holds the code, ``OUT/<LayerId>/python/``
@@ -93,14 +94,20 @@ def _prune(layer_python: Path) -> None:
 
 
 def copy_installed(pins: list[tuple[str, str]], dest: Path) -> None:
-    """Copy each pinned distribution's installed files (per its RECORD) into ``dest``."""
+    """Put each pinned distribution into ``dest`` for this interpreter: copied from the running
+    environment (per its RECORD, offline) when it holds that exact version, else installed with
+    pip (``--no-deps``: the pins are a complete closure), so a fresh venv whose resolver picked
+    newer versions still builds exactly what the template deploys."""
+    missing: list[str] = []
     for name, version in pins:
         try:
             dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError as exc:
-            raise BuildError(f"{name}=={version} is pinned but not installed here") from exc
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(f"{name}=={version}")
+            continue
         if dist.version != version:
-            raise BuildError(f"{name}: the environment has {dist.version}, the pin is {version}")
+            missing.append(f"{name}=={version}")
+            continue
         for rel in dist.files or []:
             if rel.parts[0] == ".." or "__pycache__" in rel.parts or rel.suffix == ".pyc":
                 continue  # console scripts outside site-packages; bytecode of this interpreter
@@ -109,6 +116,13 @@ def copy_installed(pins: list[tuple[str, str]], dest: Path) -> None:
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target)
+    if missing:
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile"]
+        cmd += ["--only-binary=:all:", "--target", str(dest), *missing]
+        env = {"PIP_RETRIES": "1", "PIP_TIMEOUT": "20", **os.environ}
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        if proc.returncode != 0:
+            raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
 
 
 def _stamp(*parts: str) -> str:
