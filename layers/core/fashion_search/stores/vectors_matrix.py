@@ -102,11 +102,6 @@ class Segment:
             self.n_live += 1 if alive else -1
 
 
-# Below this many multiply-adds a query is scored by numpy's own single-threaded SIMD loop;
-# above it by BLAS (``@``), whose worker threads then pay for their wake-up.
-SMALL_WORK = 1 << 23
-
-
 def scores_of(
     matrix: npt.NDArray[np.float32],
     q: npt.NDArray[np.float32],
@@ -114,14 +109,13 @@ def scores_of(
 ) -> npt.NDArray[np.float32]:
     """``matrix @ q``, or of the given rows only.
 
-    Measured on the shared 2-core box under the team's load: OpenBLAS's threaded sgemv waits
-    for its worker threads to be scheduled, a fixed ~15 ms a call, so 10k x 512 took 16 ms with
-    ``@`` and 1.1 ms with ``einsum``; from 100k rows up BLAS's two threads stream memory faster
-    (100k: 16 vs 28 ms; 1M: 212 vs 310 ms).
+    Plain BLAS sgemv, the same kernel as the naive baseline. An earlier version used
+    ``einsum`` for small matrices because, on a busy 2-core box, OpenBLAS's worker threads took
+    ~15 ms to wake; processes that serve queries cap BLAS at one thread
+    (``api.deps.limit_blas_threads``), which removes that cost, and on a quiet machine sgemv is
+    2x faster than einsum at 10k x 512 (benchmarks/index.py, docs/stores-vectors.md).
     """
     block = matrix if rows is None else matrix[rows]  # a gathered copy: rows are < 1/8 of all
-    if block.shape[0] * block.shape[1] <= SMALL_WORK:
-        return np.asarray(np.einsum("ij,j->i", block, q), dtype=np.float32)
     return np.asarray(block @ q, dtype=np.float32)
 
 
