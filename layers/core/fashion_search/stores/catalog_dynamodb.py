@@ -16,75 +16,30 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fashion_search.errors import (
-    FashionSearchError,
-    NotFound,
-    StaleEvent,
-    StoreError,
-    TransientStoreError,
+from fashion_search.errors import NotFound, StaleEvent, StoreError, TransientStoreError
+from fashion_search.stores.catalog import MAX_TAG_VALUES_PER_FIELD
+from fashion_search.stores.catalog_dynamodb_items import (
+    ITEM_PREFIX,
+    OPTIONAL_FIELDS,
+    Attrs,
+    decode_item,
+    encode_item,
 )
-from fashion_search.stores.aws_errors import translate_aws_error
-from fashion_search.stores.catalog import (
-    MAX_TAG_VALUES_PER_FIELD,
-    decode_embedding,
-    encode_embedding,
+from fashion_search.stores.catalog_dynamodb_table import (
+    HASH_INDEX,
+    STATUS_INDEX,
+    create_catalog_table,
+    translate_error,
 )
 from fashion_search.types import CatalogItem, ItemStatus, now
 
-log = logging.getLogger(__name__)
+__all__ = ["HASH_INDEX", "STATUS_INDEX", "DynamoDBCatalog", "create_catalog_table"]
 
-STATUS_INDEX = "by_status"  # status (HASH) + updated_at (RANGE), KEYS_ONLY
-HASH_INDEX = "by_hash"  # content_hash (HASH), KEYS_ONLY; sparse: items without a hash are absent
-_ITEM = "item#"
+log = logging.getLogger(__name__)
 _TAGS_PK = "meta#tag_values"
 _TAG_ATTR = "tag#"
 _BATCH_GET = 100  # BatchGetItem's limit per request
 _RETRIES = 8
-# Codes AWS documents as retryable; any 5xx is treated the same.
-_TRANSIENT = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-}
-_OPTIONAL = ("bucket", "display_name", "content_hash", "etag", "version_id", "model_id", "reason")
-_Attrs = dict[str, Any]
-
-
-def create_catalog_table(client: Any, name: str) -> None:
-    """Create the table and its indexes (on-demand); an existing table is left as it is."""
-    keys = {"pk": "S", "status": "S", "updated_at": "N", "content_hash": "S"}
-    try:
-        client.create_table(
-            TableName=name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": k, "AttributeType": t} for k, t in keys.items()
-            ],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": STATUS_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "status", "KeyType": "HASH"},
-                        {"AttributeName": "updated_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                },
-                {
-                    "IndexName": HASH_INDEX,
-                    "KeySchema": [{"AttributeName": "content_hash", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                },
-            ],
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise _translate(exc, f"create table {name}") from exc
-        return
-    client.get_waiter("table_exists").wait(TableName=name)
 
 
 class DynamoDBCatalog:
@@ -104,18 +59,18 @@ class DynamoDBCatalog:
         try:
             return getattr(self._client, op)(TableName=self.table_name, **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"{op} on {self.table_name}") from exc
+            raise translate_error(exc, f"{op} on {self.table_name}") from exc
 
     # -- writes -----------------------------------------------------------------------------
 
     def put(self, item: CatalogItem) -> None:
-        self._call("put_item", Item=_encode(item))
+        self._call("put_item", Item=encode_item(item))
         self._record_tags(item.tags)
 
     def put_if_newer(self, item: CatalogItem) -> CatalogItem:
-        attrs = _encode(item)
+        attrs = encode_item(item)
         names: dict[str, str] = {"#pk": "pk"}
-        values: _Attrs = {}
+        values: Attrs = {}
         sets: list[str] = []
         for i, (name, value) in enumerate(attrs.items()):
             if name == "pk" or (name in ("tags", "tags_predicted") and not item.tags):
@@ -123,7 +78,7 @@ class DynamoDBCatalog:
             names[f"#a{i}"], values[f":a{i}"] = name, value
             expr = f"if_not_exists(#a{i}, :a{i})" if name == "created_at" else f":a{i}"
             sets.append(f"#a{i} = {expr}")
-        removes = [n for n in (*_OPTIONAL, "embedding", "embedding_dim") if n not in attrs]
+        removes = [n for n in (*OPTIONAL_FIELDS, "embedding", "embedding_dim") if n not in attrs]
         removes = [n for n in removes if n != "display_name"]
         for i, name in enumerate(removes):
             names[f"#r{i}"] = name
@@ -152,7 +107,7 @@ class DynamoDBCatalog:
                 f"({item.status}), or was deleted by this one"
             ) from exc
         self._record_tags(item.tags)
-        return _decode(response["Attributes"])
+        return decode_item(response["Attributes"])
 
     def update_status(
         self,
@@ -164,7 +119,7 @@ class DynamoDBCatalog:
         expected_token: str | None = None,
     ) -> None:
         names = {"#pk": "pk", "#st": "status", "#up": "updated_at", "#re": "reason"}
-        values: _Attrs = {":st": {"S": ItemStatus(status).value}, ":up": {"N": repr(now())}}
+        values: Attrs = {":st": {"S": ItemStatus(status).value}, ":up": {"N": repr(now())}}
         update = "SET #st = :st, #up = :up"
         if model_id is not None:
             names["#mo"], values[":mo"] = "model_id", {"S": model_id}
@@ -181,7 +136,7 @@ class DynamoDBCatalog:
         try:
             self._call(
                 "update_item",
-                Key={"pk": {"S": _ITEM + image_id}},
+                Key={"pk": {"S": ITEM_PREFIX + image_id}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -197,7 +152,7 @@ class DynamoDBCatalog:
             ) from exc
 
     def delete(self, image_id: str) -> None:
-        self._call("delete_item", Key={"pk": {"S": _ITEM + image_id}})
+        self._call("delete_item", Key={"pk": {"S": ITEM_PREFIX + image_id}})
 
     def _record_tags(self, tags: dict[str, str]) -> None:
         if not tags:
@@ -233,18 +188,20 @@ class DynamoDBCatalog:
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, image_id: str) -> CatalogItem | None:
-        response = self._call("get_item", Key={"pk": {"S": _ITEM + image_id}}, ConsistentRead=True)
-        return _decode(response["Item"]) if "Item" in response else None
+        response = self._call(
+            "get_item", Key={"pk": {"S": ITEM_PREFIX + image_id}}, ConsistentRead=True
+        )
+        return decode_item(response["Item"]) if "Item" in response else None
 
     def get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
         ids = list(dict.fromkeys(image_ids))  # BatchGetItem rejects duplicate keys
         found: dict[str, CatalogItem] = {}
         for start in range(0, len(ids), _BATCH_GET):
-            keys = [{"pk": {"S": _ITEM + i}} for i in ids[start : start + _BATCH_GET]]
+            keys = [{"pk": {"S": ITEM_PREFIX + i}} for i in ids[start : start + _BATCH_GET]]
             for attempt in range(_RETRIES + 1):
                 response = self._batch_get(keys)
                 for raw in response.get("Responses", {}).get(self.table_name, []):
-                    item = _decode(raw)
+                    item = decode_item(raw)
                     found[item.image_id] = item
                 keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys")
                 if not keys:
@@ -256,11 +213,11 @@ class DynamoDBCatalog:
                 time.sleep(min(0.05 * 2**attempt, 2.0))  # AWS: back off before retrying
         return found
 
-    def _batch_get(self, keys: list[_Attrs]) -> Any:
+    def _batch_get(self, keys: list[Attrs]) -> Any:
         try:
             return self._client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"batch_get_item on {self.table_name}") from exc
+            raise translate_error(exc, f"batch_get_item on {self.table_name}") from exc
 
     def _pages(self, index: str, name: str, value: str, **extra: Any) -> Iterator[Any]:
         """Query pages of ``index`` where ``name`` equals ``value``."""
@@ -281,7 +238,7 @@ class DynamoDBCatalog:
     def _query_ids(self, index: str, name: str, value: str) -> Iterator[list[str]]:
         """Pages of image ids from a KEYS_ONLY index."""
         for page in self._pages(index, name, value):
-            yield [raw["pk"]["S"][len(_ITEM) :] for raw in page.get("Items", [])]
+            yield [raw["pk"]["S"][len(ITEM_PREFIX) :] for raw in page.get("Items", [])]
 
     def find_by_hash(self, content_hash: str) -> list[CatalogItem]:
         ids = [
@@ -322,63 +279,3 @@ class DynamoDBCatalog:
             for name, value in raw.items()
             if name.startswith(_TAG_ATTR)
         }
-
-
-def _encode(item: CatalogItem) -> _Attrs:
-    attrs: _Attrs = {
-        "pk": {"S": _ITEM + item.image_id},
-        "image_id": {"S": item.image_id},
-        "key": {"S": item.key},
-        "status": {"S": ItemStatus(item.status).value},
-        "tags": {"M": {k: {"S": str(v)} for k, v in item.tags.items()}},
-        "tags_predicted": {"BOOL": bool(item.tags_predicted)},
-        "ordering_token": {"S": item.ordering_token},
-        "created_at": {"N": repr(float(item.created_at))},
-        "updated_at": {"N": repr(float(item.updated_at))},
-    }
-    for name in _OPTIONAL:
-        value = getattr(item, name)
-        # Index keys may not be empty strings, so "" is stored as absent everywhere.
-        if value:
-            attrs[name] = {"S": value}
-    if item.embedding is not None:
-        blob, dim = encode_embedding(item.embedding)
-        attrs["embedding"], attrs["embedding_dim"] = {"B": blob}, {"N": str(dim)}
-    return attrs
-
-
-def _decode(attrs: _Attrs) -> CatalogItem:
-    def text(name: str) -> str | None:
-        return attrs[name]["S"] if name in attrs else None
-
-    try:
-        status = ItemStatus(attrs["status"]["S"])
-        embedding = (
-            decode_embedding(bytes(attrs["embedding"]["B"]), int(attrs["embedding_dim"]["N"]))
-            if "embedding" in attrs
-            else None
-        )
-        return CatalogItem(
-            image_id=attrs["image_id"]["S"],
-            key=attrs["key"]["S"],
-            status=status,
-            tags={k: v["S"] for k, v in attrs.get("tags", {}).get("M", {}).items()},
-            tags_predicted=bool(attrs.get("tags_predicted", {}).get("BOOL", False)),
-            ordering_token=attrs.get("ordering_token", {}).get("S", ""),
-            embedding=embedding,
-            created_at=float(attrs["created_at"]["N"]),
-            updated_at=float(attrs["updated_at"]["N"]),
-            **{name: text(name) for name in _OPTIONAL},
-        )
-    except (KeyError, ValueError) as exc:
-        raise StoreError(f"malformed catalog item {attrs.get('pk')}: {exc!r}") from exc
-
-
-def _translate(exc: ClientError | BotoCoreError, what: str) -> FashionSearchError:
-    return translate_aws_error(
-        exc,
-        service="DynamoDB",
-        what=what,
-        transient_codes=_TRANSIENT,
-        stale_codes=("ConditionalCheckFailedException",),
-    )

@@ -20,16 +20,12 @@ Durability and isolation, without a custom log:
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from fashion_search.errors import InvalidInput, StoreError
+from fashion_search.errors import InvalidInput
 from fashion_search.stores.filters import (
     compile_filter,
     fields_of,
@@ -43,215 +39,27 @@ from fashion_search.stores.vectors_matrix import (
     top_rows,
     unit_rows,
 )
+from fashion_search.stores.vectors_storage import CHUNK, SCHEMA_VERSION, IndexStorage
 from fashion_search.types import Filter, Match, Vector, VectorRecord
 
-SCHEMA_VERSION = 1
+__all__ = ["COMPACT_MIN_DEAD", "MAX_TOP_K", "SCHEMA_VERSION", "EmbeddedVectorIndex"]
+
 MAX_TOP_K = 10_000  # the same cap as Pinecone, so both adapters refuse the same requests
-_CHUNK = 500  # ids per SQL "IN (...)" statement
 # Compact a namespace once more than half its rows (and at least this many) are dead.
 COMPACT_MIN_DEAD = 4096
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS namespaces (
-    name TEXT PRIMARY KEY, nsid INTEGER NOT NULL UNIQUE, next_row INTEGER NOT NULL,
-    gen INTEGER NOT NULL DEFAULT 0, dead INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS slots (
-    nsid INTEGER NOT NULL, row INTEGER NOT NULL, id TEXT NOT NULL, metadata TEXT,
-    removed INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL, PRIMARY KEY (nsid, row));
-CREATE UNIQUE INDEX IF NOT EXISTS live_ids ON slots (nsid, id) WHERE removed = 0;
-CREATE INDEX IF NOT EXISTS slots_seq ON slots (seq);
-"""
 
 
-class EmbeddedVectorIndex:
+class EmbeddedVectorIndex(IndexStorage):
     """A persistent, exact cosine index on one machine, safe for one writer and many readers.
 
     Stored vectors are L2-normalised: ``fetch`` returns the unit vector of what was upserted.
     """
 
-    def __init__(self, path: Path, *, dimension: int) -> None:
-        if dimension < 1:
-            raise InvalidInput(f"dimension must be positive, got {dimension}", field="dimension")
-        self._path = Path(path)
-        self._dimension = dimension
-        self._lock = threading.RLock()
-        self._segments: dict[str, Segment] = {}
-        self._seq = -1  # the change counter our loaded namespaces reflect
-        try:
-            self._path.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self._path / "index.sqlite", isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the vector index at {self._path}: {exc}") from exc
-        try:
-            self._check_meta()
-            self._db.executescript(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _check_meta(self) -> None:
-        """Refuse an index of another schema version or dimension before touching its tables."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.execute(_SCHEMA.split(";")[0])  # the meta table
-            stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-            if not stored:
-                self._db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [
-                        ("schema_version", str(SCHEMA_VERSION)),
-                        ("dimension", str(self._dimension)),
-                        ("seq", "0"),
-                    ],
-                )
-        finally:
-            self._db.execute("COMMIT")
-        if stored and int(stored["schema_version"]) != SCHEMA_VERSION:
-            raise StoreError(
-                f"the vector index at {self._path} has schema version {stored['schema_version']};"
-                f" this build reads version {SCHEMA_VERSION}: move that directory away and run "
-                "`fashion-search reindex` to rebuild it from the catalog"
-            )
-        if stored and int(stored["dimension"]) != self._dimension:
-            raise StoreError(
-                f"the vector index at {self._path} holds {stored['dimension']}-d vectors but the "
-                f"model makes {self._dimension}-d ones: move that directory away and run "
-                "`fashion-search reindex`",
-                field="dimension",
-            )
-
     @property
     def dimension(self) -> int:
         return self._dimension
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    # -- reading committed state -------------------------------------------------------------
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[None]:
-        """One read transaction; loaded namespaces are brought up to it first."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                seq = int(self._db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
-                if seq != self._seq:
-                    self._apply_changes(seq)
-                yield
-            finally:
-                self._db.execute("COMMIT")
-
-    def _apply_changes(self, seq: int) -> None:
-        current: dict[int, Segment] = {}
-        for name, nsid, next_row, gen in self._db.execute(
-            "SELECT name, nsid, next_row, gen FROM namespaces"
-        ).fetchall():
-            seg = self._segments.get(name)
-            if seg is not None and seg.gen != gen:  # compacted: rows were renumbered
-                self._segments[name] = self._load(nsid, next_row, gen)
-            elif seg is not None:
-                seg.grow(next_row)
-                current[nsid] = seg
-        if current:
-            for nsid, row, removed, metadata in self._db.execute(
-                "SELECT nsid, row, removed, metadata FROM slots WHERE seq > ?", (self._seq,)
-            ):
-                seg = current.get(nsid)
-                if seg is not None:
-                    seg.set_live(row, not removed)
-                    if not removed and seg.columns.fields:
-                        seg.columns.add_row(row, json.loads(metadata), seg.n_rows)
-        self._seq = seq
-
-    def _file(self, nsid: int, gen: int) -> Path:
-        return self._path / f"ns-{nsid}-{gen}.f32"
-
-    def _load(self, nsid: int, next_row: int, gen: int) -> Segment:
-        seg = Segment(self._file(nsid, gen), nsid, self._dimension, gen)
-        seg.grow(next_row)
-        rows = self._db.execute(
-            "SELECT row FROM slots WHERE nsid = ? AND removed = 0", (nsid,)
-        ).fetchall()
-        live_rows = np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
-        seg.live[live_rows] = True
-        seg.n_live = len(live_rows)
-        return seg
-
-    def _segment(self, namespace: str) -> Segment | None:
-        """The namespace as of the open snapshot (call inside ``_snapshot``)."""
-        seg = self._segments.get(namespace)
-        if seg is None:
-            found = self._db.execute(
-                "SELECT nsid, next_row, gen FROM namespaces WHERE name = ?", (namespace,)
-            ).fetchone()
-            if found is None:
-                return None
-            seg = self._segments[namespace] = self._load(*found)
-        return seg
-
-    def _build_columns(self, seg: Segment, fields: set[str]) -> None:
-        for field in sorted(fields - seg.columns.fields):
-            rows = self._db.execute(
-                "SELECT s.row, j.type, j.atom, j.value FROM slots s, json_each(s.metadata) j "
-                "WHERE s.nsid = ? AND s.removed = 0 AND j.key = ?",
-                (seg.nsid, field),
-            ).fetchall()
-            seg.columns.build(field, rows, seg.n_rows)
-
     # -- writing -------------------------------------------------------------------------------
-
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[int]:
-        """One write transaction under SQLite's write lock; yields its change sequence number."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
-                try:
-                    row = self._db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
-                    seq = int(row[0]) + 1
-                    yield seq
-                    self._db.execute("UPDATE meta SET value = ? WHERE key='seq'", (str(seq),))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            except (sqlite3.Error, OSError) as exc:
-                raise StoreError(f"vector {what} failed: {exc}") from exc
-
-    def _namespace_row(self, namespace: str, *, create: bool) -> tuple[int, int, int, int] | None:
-        """``(nsid, next_row, gen, dead)`` of a namespace, created on demand."""
-        found = self._db.execute(
-            "SELECT nsid, next_row, gen, dead FROM namespaces WHERE name = ?", (namespace,)
-        ).fetchone()
-        if found is None and create:
-            nsid = self._db.execute("SELECT coalesce(max(nsid), -1) + 1 FROM namespaces").fetchone()
-            self._db.execute(
-                "INSERT INTO namespaces (name, nsid, next_row) VALUES (?, ?, 0)",
-                (namespace, nsid[0]),
-            )
-            return int(nsid[0]), 0, 0, 0
-        return (
-            None if found is None else (int(found[0]), int(found[1]), int(found[2]), int(found[3]))
-        )
-
-    def _mark_removed(self, nsid: int, ids: Sequence[str], seq: int) -> int:
-        removed = 0
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            removed += self._db.execute(
-                "UPDATE slots SET removed = 1, metadata = NULL, seq = ? WHERE nsid = ? "
-                f"AND removed = 0 AND id IN ({','.join('?' * len(chunk))})",
-                (seq, nsid, *chunk),
-            ).rowcount
-        self._db.execute("UPDATE namespaces SET dead = dead + ? WHERE nsid = ?", (removed, nsid))
-        return removed
 
     def upsert(self, records: Sequence[VectorRecord], *, namespace: str = "") -> int:
         latest: dict[str, VectorRecord] = {}
@@ -383,8 +191,8 @@ class EmbeddedVectorIndex:
             if seg is None:
                 return out
             unique = list(dict.fromkeys(ids))
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
+            for start in range(0, len(unique), CHUNK):
+                chunk = unique[start : start + CHUNK]
                 for record_id, row, metadata in self._db.execute(
                     "SELECT id, row, metadata FROM slots WHERE nsid = ? AND removed = 0 "
                     f"AND id IN ({','.join('?' * len(chunk))})",
