@@ -19,6 +19,7 @@ from tests.fakes.pinecone_api import FakePinecone
 from tests.fixtures.aws import REGION
 from tests.fixtures.ingest import (
     FakeContext,
+    aws_ingest_env,
     close_app,
     jpeg_bytes,
     load_app,
@@ -57,18 +58,16 @@ def app(
     pinecone_fake.create_index(INDEX, dimension=16)
     module = load_app(
         monkeypatch,
-        {
-            "FASHION_SEARCH_HOME": "aws",
-            "FASHION_SEARCH_MODEL__BUNDLE": str(tiny_bundle),
-            "FASHION_SEARCH_MODEL__INTRA_OP_THREADS": "1",
-            "FASHION_SEARCH_AWS__REGION": REGION,
-            "FASHION_SEARCH_AWS__BUCKET": s3_bucket,
-            "FASHION_SEARCH_AWS__TABLE": dynamodb_catalog_table,
-            "FASHION_SEARCH_AWS__IDEMPOTENCY_TABLE": idempotency_table,
-            "FASHION_SEARCH_AWS__PINECONE_INDEX": INDEX,
-            "FASHION_SEARCH_AWS__PINECONE_API_KEY": pinecone_fake.api_key,
-            "FASHION_SEARCH_AWS__PINECONE_HOST": pinecone_fake.host_of(INDEX),
-        },
+        aws_ingest_env(
+            bundle=tiny_bundle,
+            region=REGION,
+            bucket=s3_bucket,
+            table=dynamodb_catalog_table,
+            idempotency_table=idempotency_table,
+            index=INDEX,
+            pinecone_api_key=pinecone_fake.api_key,
+            pinecone_host=pinecone_fake.host_of(INDEX),
+        ),
     )
     yield module
     close_app(module)

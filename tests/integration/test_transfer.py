@@ -26,6 +26,7 @@ from tests.fixtures.aws import REGION
 from tests.fixtures.ingest import (
     CountingVectors,
     FakeContext,
+    aws_ingest_env,
     close_app,
     load_app,
     notify_queue,
@@ -235,18 +236,16 @@ def ingest_app(
     sqs = boto3.client("sqs", region_name=REGION)
     queue = sqs.create_queue(QueueName="transfer-ingest")["QueueUrl"]
     notify_queue(s3_client, sqs, bucket=s3_bucket, queue_url=queue)
-    env = {
-        "FASHION_SEARCH_HOME": "aws",
-        "FASHION_SEARCH_MODEL__BUNDLE": str(tiny_bundle),
-        "FASHION_SEARCH_MODEL__INTRA_OP_THREADS": "1",
-        "FASHION_SEARCH_AWS__REGION": REGION,
-        "FASHION_SEARCH_AWS__BUCKET": s3_bucket,
-        "FASHION_SEARCH_AWS__TABLE": dynamodb_catalog_table,
-        "FASHION_SEARCH_AWS__IDEMPOTENCY_TABLE": idempotency_table,
-        "FASHION_SEARCH_AWS__PINECONE_INDEX": INDEX,
-        "FASHION_SEARCH_AWS__PINECONE_API_KEY": pinecone_fake.api_key,
-        "FASHION_SEARCH_AWS__PINECONE_HOST": pinecone_fake.host_of(INDEX),
-    }
+    env = aws_ingest_env(
+        bundle=tiny_bundle,
+        region=REGION,
+        bucket=s3_bucket,
+        table=dynamodb_catalog_table,
+        idempotency_table=idempotency_table,
+        index=INDEX,
+        pinecone_api_key=pinecone_fake.api_key,
+        pinecone_host=pinecone_fake.host_of(INDEX),
+    )
     module = load_app(monkeypatch, env)
     yield module, queue
     close_app(module)
