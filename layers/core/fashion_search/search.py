@@ -153,7 +153,8 @@ class Searcher:
         return item, self.stores.blobs.url(item.key)
 
     def tag_values(self) -> dict[str, list[str]]:
-        """The catalog's tag fields and values, cached briefly (a DynamoDB catalog scans)."""
+        """The catalog's tag fields and values, cached briefly (one read per refresh, not per
+        request, even though both catalogs keep them in a single row/item)."""
         with self._tags_lock:
             if self._tags is None or time.monotonic() - self._tags[0] > _TAGS_TTL_S:
                 self._tags = (time.monotonic(), self.stores.catalog.tag_values())

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from fashion_search.errors import InvalidInput
 from fashion_search.ingest import styles as kaggle
+from fashion_search.ingest.loader import find_image
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +35,6 @@ class StylesFile:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def _image_for(images_dir: Path, row_id: str) -> Path | None:
-    for ext in IMAGE_EXTENSIONS:
-        path = images_dir / f"{row_id}{ext}"
-        if path.is_file():
-            return path
-    return None
-
-
 def read_styles(csv_path: Path, images_dir: Path, *, limit: int | None = None) -> StylesFile:
     """Usable rows (an id, a display name and an image file) in file order."""
     if not csv_path.is_file():
@@ -58,7 +49,7 @@ def read_styles(csv_path: Path, images_dir: Path, *, limit: int | None = None) -
         if not row.display_name:
             out.skip("no productDisplayName")
             continue
-        image = _image_for(images_dir, row.id)
+        image = find_image(images_dir, row.id)
         if image is None:
             out.skip("image missing")
             continue

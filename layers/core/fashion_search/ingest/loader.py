@@ -57,7 +57,8 @@ class LoadSummary:
         }
 
 
-def _find_image(images_dir: Path, image_id: str) -> Path | None:
+def find_image(images_dir: Path, image_id: str) -> Path | None:
+    """The image of a styles.csv row: ``{id}.jpg`` (or .jpeg/.png/.webp) in ``images_dir``."""
     for suffix in IMAGE_SUFFIXES:
         path = images_dir / f"{image_id}{suffix}"
         if path.is_file():
@@ -124,7 +125,7 @@ class CatalogLoader:
         prefix = self._stores.ingest_prefix
         found: list[tuple[StyleRow, Path, str]] = []
         for row in rows:
-            path = _find_image(images_dir, row.id)
+            path = find_image(images_dir, row.id)
             if path is None:
                 summary.note(summary.failed, "image missing", row.id)
                 self._on_progress(1)

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge, StoreError
 from fashion_search.stores.blobs import check_key, normalise_metadata
+from fashion_search.stores.durable import fsync_dir
 from fashion_search.types import BlobInfo
 
 _CHUNK = 1024 * 1024
@@ -131,7 +132,7 @@ class FolderBlobStore:
                 os.replace(staged, path)
             finally:
                 staged.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return _info(record)
 
     def _write_sidecar(self, key: str, record: dict[str, Any]) -> None:
@@ -253,15 +254,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename itself durable (POSIX: the directory entry is data of the directory)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

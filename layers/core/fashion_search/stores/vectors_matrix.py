@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fashion_search.errors import InvalidInput, StoreError
+from fashion_search.stores.durable import fsync_dir
 from fashion_search.stores.vectors_columns import Columns
 from fashion_search.types import Vector
 
@@ -34,14 +35,6 @@ def unit_rows(vectors: Sequence[Vector], dimension: int, ids: Sequence[str]) -> 
     return unit
 
 
-def _fsync_dir(path: Path) -> None:
-    dir_fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def append_rows(path: Path, first_row: int, rows: npt.NDArray[np.float32]) -> None:
     """Write ``rows`` from row ``first_row`` on and fsync them, before the commit using them."""
     data = rows.tobytes()
@@ -53,7 +46,7 @@ def append_rows(path: Path, first_row: int, rows: npt.NDArray[np.float32]) -> No
     finally:
         os.close(fd)
     if first_row == 0:  # maybe a new file: make its directory entry durable too
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def copy_rows(source: Path, target: Path, rows: npt.NDArray[np.int64], dimension: int) -> None:
@@ -66,7 +59,7 @@ def copy_rows(source: Path, target: Path, rows: npt.NDArray[np.int64], dimension
                 out.write(np.ascontiguousarray(old[rows[start : start + 65536]]).tobytes())
         out.flush()
         os.fsync(out.fileno())
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 class Segment:
