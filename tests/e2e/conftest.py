@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.live_api import LiveApi, free_port, live_api, wait_http_ok
+from tests.ui.live_api import LiveApi, free_port, wait_http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "streamlit_app" / "app.py"
@@ -18,20 +18,14 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture(scope="session")
-def e2e_api(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> Iterator[LiveApi]:
-    with live_api(tmp_path_factory.mktemp("e2e-api-home"), tiny_bundle) as api:
-        yield api
-
-
-@pytest.fixture(scope="session")
-def streamlit_url(e2e_api: LiveApi) -> Iterator[str]:
+def streamlit_url(live_api_server: LiveApi) -> Iterator[str]:
     """``streamlit run streamlit_app/app.py`` on a free loopback port, pointed at the API."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASHION_SEARCH_UI_")}
     env |= {
-        "FASHION_SEARCH_UI_API_URL": e2e_api.url,
-        "FASHION_SEARCH_UI_API_KEY": e2e_api.key,
+        "FASHION_SEARCH_UI_API_URL": live_api_server.url,
+        "FASHION_SEARCH_UI_API_KEY": live_api_server.key,
     }
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(APP),

@@ -65,7 +65,7 @@ def browser() -> Iterator[object]:
 
 
 def test_text_query_shows_result_images_that_load(
-    browser: object, streamlit_url: str, e2e_api: LiveApi
+    browser: object, streamlit_url: str, live_api_server: LiveApi
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -86,8 +86,8 @@ def test_text_query_shows_result_images_that_load(
     box.send_keys("red cotton t-shirt", Keys.ENTER)
 
     def loaded(d: WebDriver) -> list[list[object]] | bool:
-        imgs: list[list[object]] = d.execute_script(RESULT_IMAGES_JS, e2e_api.url)
-        done = len(imgs) == len(e2e_api.items) and all(complete for _, complete, _ in imgs)
+        imgs: list[list[object]] = d.execute_script(RESULT_IMAGES_JS, live_api_server.url)
+        done = len(imgs) == len(live_api_server.items) and all(complete for _, complete, _ in imgs)
         return imgs if done else False
 
     images = wait.until(loaded)
@@ -104,17 +104,19 @@ def test_text_query_shows_result_images_that_load(
     more[0].click()
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), f"More like: {first_name}"))
     # Every other item (the API leaves the item itself out) plus its picture as the query.
-    expected = len(e2e_api.items) - 1 + 1
+    expected = len(live_api_server.items) - 1 + 1
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), f"{expected - 1} matches"))
-    wait.until(lambda d: len(d.execute_script(RESULT_IMAGES_JS, e2e_api.url)) == expected)
-    wait.until(lambda d: all(c for _, c, _ in d.execute_script(RESULT_IMAGES_JS, e2e_api.url)))
+    wait.until(lambda d: len(d.execute_script(RESULT_IMAGES_JS, live_api_server.url)) == expected)
+    wait.until(
+        lambda d: all(c for _, c, _ in d.execute_script(RESULT_IMAGES_JS, live_api_server.url))
+    )
     driver.save_screenshot(str(ARTIFACTS / "ui-more-like-this.png"))
-    after = driver.execute_script(RESULT_IMAGES_JS, e2e_api.url)
+    after = driver.execute_script(RESULT_IMAGES_JS, live_api_server.url)
     assert all(int(width) > 0 for _, _, width in after), after
 
 
 def test_photo_upload_in_the_browser_finds_the_look_alike(
-    browser: object, streamlit_url: str, e2e_api: LiveApi, tmp_path: Path
+    browser: object, streamlit_url: str, live_api_server: LiveApi, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -123,7 +125,7 @@ def test_photo_upload_in_the_browser_finds_the_look_alike(
 
     driver: WebDriver = browser  # type: ignore[assignment]
     wait = WebDriverWait(driver, TIMEOUT_S)
-    item = e2e_api.item("1003")
+    item = live_api_server.item("1003")
     photo = tmp_path / "handbag.png"
     photo.write_bytes(item.lookalike_png())
     driver.get(streamlit_url)
@@ -146,13 +148,20 @@ def test_photo_upload_in_the_browser_finds_the_look_alike(
     find = next(b for b in driver.find_elements(By.TAG_NAME, "button") if b.text == "Find similar")
     find.click()
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Similar items"))
-    wait.until(lambda d: len(d.execute_script(RESULT_IMAGES_JS, e2e_api.url)) == len(e2e_api.items))
-    wait.until(lambda d: all(c for _, c, _ in d.execute_script(RESULT_IMAGES_JS, e2e_api.url)))
+    wait.until(
+        lambda d: (
+            len(d.execute_script(RESULT_IMAGES_JS, live_api_server.url))
+            == len(live_api_server.items)
+        )
+    )
+    wait.until(
+        lambda d: all(c for _, c, _ in d.execute_script(RESULT_IMAGES_JS, live_api_server.url))
+    )
     driver.save_screenshot(str(ARTIFACTS / "ui-photo-search.png"))
     names = [
         e.text for e in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stMarkdown'] strong")
     ]
     assert names[names.index("Your query") + 1] == item.display_name
-    loaded = driver.execute_script(RESULT_IMAGES_JS, e2e_api.url)
+    loaded = driver.execute_script(RESULT_IMAGES_JS, live_api_server.url)
     assert all(int(width) > 0 for _, _, width in loaded), loaded
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")

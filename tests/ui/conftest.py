@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from tests.ui.live_api import LiveApi, image_server, live_api
+from tests.ui.live_api import LiveApi, image_server
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app" / "app.py"
 UI_ENV = (
@@ -20,15 +20,11 @@ UI_ENV = (
 
 
 @pytest.fixture(scope="session")
-def ui_api(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> Iterator[LiveApi]:
-    with live_api(tmp_path_factory.mktemp("ui-api-home"), tiny_bundle) as api:
-        yield api
-
-
-@pytest.fixture(scope="session")
-def ui_images(ui_api: LiveApi) -> Iterator[str]:
+def ui_images(live_api_server: LiveApi) -> Iterator[str]:
     """Base URL of a loopback server holding look-alikes of the seed images at /<image_id>.png."""
-    with image_server({f"/{i.image_id}.png": i.lookalike_png() for i in ui_api.items}) as base:
+    with image_server(
+        {f"/{i.image_id}.png": i.lookalike_png() for i in live_api_server.items}
+    ) as base:
         yield base
 
 

@@ -52,21 +52,21 @@ def test_api_down_says_it_cannot_reach_the_api() -> None:
     assert at.error, "an unreachable API is an error, not a warning"
 
 
-def test_missing_key_is_reported_as_401(ui_api: LiveApi) -> None:
-    at = search_text(app_at(ui_api.url, key=None))
+def test_missing_key_is_reported_as_401(live_api_server: LiveApi) -> None:
+    at = search_text(app_at(live_api_server.url, key=None))
     assert_no_traceback(at)
     assert "wants an API key" in messages(at)
     assert "FASHION_SEARCH_UI_API_KEY" in messages(at)
 
 
-def test_wrong_key_is_reported_as_403(ui_api: LiveApi) -> None:
-    at = search_text(app_at(ui_api.url, key="not-the-key"))
+def test_wrong_key_is_reported_as_403(live_api_server: LiveApi) -> None:
+    at = search_text(app_at(live_api_server.url, key="not-the-key"))
     assert_no_traceback(at)
     assert "refused this app's API key" in messages(at)
 
 
-def test_bytes_that_are_not_an_image_get_the_apis_422_message(ui_api: LiveApi) -> None:
-    at = app_at(ui_api.url, key=ui_api.key)
+def test_bytes_that_are_not_an_image_get_the_apis_422_message(live_api_server: LiveApi) -> None:
+    at = app_at(live_api_server.url, key=live_api_server.key)
     at.file_uploader(key="image_upload").set_value(("photo.png", b"this is not a png", "image/png"))
     at = at.button(key="image_submit").click().run()
     assert_no_traceback(at)

@@ -48,8 +48,8 @@ def text_search(at: AppTest, text: str) -> AppTest:
     return at.button(key="text_submit").click().run()
 
 
-def test_empty_state_suggests_queries_and_a_suggestion_runs(ui_api: LiveApi) -> None:
-    at = app_for(ui_api)
+def test_empty_state_suggests_queries_and_a_suggestion_runs(live_api_server: LiveApi) -> None:
+    at = app_for(live_api_server)
     assert_clean(at)
     assert "Describe what you are looking for" in at.info[0].value
     assert not result_names(at)
@@ -58,7 +58,7 @@ def test_empty_state_suggests_queries_and_a_suggestion_runs(ui_api: LiveApi) -> 
     assert_clean(at)
     assert at.text_input(key="text_query").value == suggestion.label
     # The default top-k (8) is more than the 7 items: every item comes back.
-    assert len(result_names(at)) == len(ui_api.items)
+    assert len(result_names(at)) == len(live_api_server.items)
     assert at.subheader[0].value == f"Results for “{suggestion.label}”"
     # "Start over" returns to the empty state.
     at = at.button(key="clear_query").click().run()
@@ -66,33 +66,35 @@ def test_empty_state_suggests_queries_and_a_suggestion_runs(ui_api: LiveApi) -> 
     assert "Describe what you are looking for" in at.info[0].value
 
 
-def test_text_search_shows_a_grid_with_names_tags_scores_and_images(ui_api: LiveApi) -> None:
-    at = app_for(ui_api)
+def test_text_search_shows_a_grid_with_names_tags_scores_and_images(
+    live_api_server: LiveApi,
+) -> None:
+    at = app_for(live_api_server)
     at.slider(key="top_k").set_value(3)
     at = text_search(at, "red cotton t-shirt")
     assert_clean(at)
     names = result_names(at)
     assert len(names) == 3
-    assert set(names) <= {i.display_name for i in ui_api.items}
-    urls = result_image_urls(at, ui_api)
+    assert set(names) <= {i.display_name for i in live_api_server.items}
+    urls = result_image_urls(at, live_api_server)
     assert len(urls) == 3 and all("/files/" in u for u in urls)
     s = scores(at)
     assert len(s) == 3 and s == sorted(s, reverse=True)
-    first = next(i for i in ui_api.items if i.display_name == names[0])
+    first = next(i for i in live_api_server.items if i.display_name == names[0])
     tag_line = " · ".join(first.tags[t] for t in ("articleType", "baseColour", "gender"))
     assert any(c.value.startswith(tag_line) for c in at.caption)
 
 
-def test_filters_offer_catalog_values_and_restrict_results(ui_api: LiveApi) -> None:
-    at = app_for(ui_api)
+def test_filters_offer_catalog_values_and_restrict_results(live_api_server: LiveApi) -> None:
+    at = app_for(live_api_server)
     gender = at.multiselect(key="filter_gender")
     assert sorted(gender.options) == ["Men", "Women"]
     colours = at.multiselect(key="filter_baseColour").options
-    assert sorted(colours) == sorted({i.tags["baseColour"] for i in ui_api.items})
+    assert sorted(colours) == sorted({i.tags["baseColour"] for i in live_api_server.items})
     gender.select("Women")
     at = text_search(at, "something to wear")
     assert_clean(at)
-    women = {i.display_name for i in ui_api.items if i.tags["gender"] == "Women"}
+    women = {i.display_name for i in live_api_server.items if i.tags["gender"] == "Women"}
     assert set(result_names(at)) == women  # top-k 8 > 4 women's items: all of them, only them
     # Two values of one field: either matches.
     at.multiselect(key="filter_articleType").select("Dresses").select("Handbags").run()
@@ -100,9 +102,11 @@ def test_filters_offer_catalog_values_and_restrict_results(ui_api: LiveApi) -> N
     assert set(result_names(at)) == {"Green Party Dress", "Black Leather Handbag"}
 
 
-def test_upload_finds_the_look_alike_first_and_shows_the_query_image(ui_api: LiveApi) -> None:
-    item = ui_api.item("1003")
-    at = app_for(ui_api)
+def test_upload_finds_the_look_alike_first_and_shows_the_query_image(
+    live_api_server: LiveApi,
+) -> None:
+    item = live_api_server.item("1003")
+    at = app_for(live_api_server)
     photo = ("handbag.png", item.lookalike_png(), "image/png")
     at.file_uploader(key="image_upload").set_value(photo)
     at = at.button(key="image_submit").click().run()
@@ -113,53 +117,53 @@ def test_upload_finds_the_look_alike_first_and_shows_the_query_image(ui_api: Liv
     assert any("handbag.png" in c for img in at.image for c in img.captions)
 
 
-def test_upload_of_a_catalog_image_lists_the_others(ui_api: LiveApi) -> None:
+def test_upload_of_a_catalog_image_lists_the_others(live_api_server: LiveApi) -> None:
     # The API leaves the query's own image out of "similar images"; the grid shows the rest.
-    item = ui_api.item("1002")
-    at = app_for(ui_api)
+    item = live_api_server.item("1002")
+    at = app_for(live_api_server)
     at.file_uploader(key="image_upload").set_value(("jeans.png", item.png(), "image/png"))
     at = at.button(key="image_submit").click().run()
     assert_clean(at)
     names = result_names(at)
     assert item.display_name not in names
-    assert len(names) == len(ui_api.items) - 1
+    assert len(names) == len(live_api_server.items) - 1
 
 
 def test_url_search_goes_through_the_api_and_repeats_come_from_the_cache(
-    ui_api: LiveApi, ui_images: str
+    live_api_server: LiveApi, ui_images: str
 ) -> None:
-    item = ui_api.item("1005")
+    item = live_api_server.item("1005")
     url = f"{ui_images}/{item.image_id}.png"
-    at = app_for(ui_api)
+    at = app_for(live_api_server)
     at.text_input(key="image_url").input(url)
     at = at.button(key="image_submit").click().run()
     assert_clean(at)
     assert result_names(at)[0] == item.display_name
-    assert ui_api.fetched.count(url) == 1
+    assert live_api_server.fetched.count(url) == 1
     # The same request again (a rerun, or the same query submitted again) is served from the
     # cache: the API does not fetch the URL a second time.
     at = at.button(key="image_submit").click().run()
     assert result_names(at)[0] == item.display_name
-    assert ui_api.fetched.count(url) == 1
+    assert live_api_server.fetched.count(url) == 1
     # A different request (another top-k) is a new cache entry.
     at.slider(key="top_k").set_value(2).run()
     assert len(result_names(at)) == 2
-    assert ui_api.fetched.count(url) == 2
+    assert live_api_server.fetched.count(url) == 2
 
 
-def test_more_like_this_runs_an_image_search_from_that_item(ui_api: LiveApi) -> None:
-    at = app_for(ui_api)
+def test_more_like_this_runs_an_image_search_from_that_item(live_api_server: LiveApi) -> None:
+    at = app_for(live_api_server)
     at.slider(key="top_k").set_value(3)
     at = text_search(at, "watch")
     names = result_names(at)
-    target = next(i for i in ui_api.items if i.display_name == names[-1])
+    target = next(i for i in live_api_server.items if i.display_name == names[-1])
     at = at.button(key=f"more_{len(names) - 1}_{target.image_id}").click().run()
     assert_clean(at)
     # What the API answers for that item's id, in the same order...
     expected = requests.post(
-        f"{ui_api.url}/get_similar_images",
+        f"{live_api_server.url}/get_similar_images",
         json={"image_id": target.image_id, "top_k": 3},
-        headers={"X-API-Key": ui_api.key},
+        headers={"X-API-Key": live_api_server.key},
         timeout=30,
     ).json()["results"]
     assert result_names(at) == [r["display_name"] for r in expected]
@@ -174,9 +178,9 @@ def test_more_like_this_runs_an_image_search_from_that_item(ui_api: LiveApi) -> 
     assert len(query_images) == 1 and query_images[0][0].endswith(f"/files/{target.key}")
 
 
-def test_mixed_query_sends_image_text_and_weights(ui_api: LiveApi) -> None:
-    item = ui_api.item("1001")
-    at = app_for(ui_api)
+def test_mixed_query_sends_image_text_and_weights(live_api_server: LiveApi) -> None:
+    item = live_api_server.item("1001")
+    at = app_for(live_api_server)
     at.file_uploader(key="mix_upload").set_value(("tee.png", item.lookalike_png(), "image/png"))
     at.text_input(key="mix_text").input("in blue")
     at.text_input(key="mix_negative").input("stripes")
