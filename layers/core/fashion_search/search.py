@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 # Metadata fields ingest writes besides the tags; filters may use them too.
 EXTRA_FILTER_FIELDS = ("display_name", "key", "tags_predicted")
 _TAGS_TTL_S = 60.0
+# Characters that show nothing: controls (NUL), format marks (U+FEFF, zero-width joiners, soft
+# hyphen), separators, unassigned/private code points, and the few "letters" that render blank.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.IGNORECASE)
 
 
@@ -70,6 +75,16 @@ class Query:
     w_negative: float = 0.5
     top_k: int | None = None
     filters: Filter | None = None
+
+
+def has_visible_text(value: str) -> bool:
+    """True when ``value`` has a character a person can see (not only NUL, U+FEFF, spaces...)."""
+    return any(
+        not ch.isspace()
+        and ch not in _BLANK_LETTERS
+        and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+        for ch in value
+    )
 
 
 def decode_base64_image(value: str, *, max_bytes: int, field_name: str = "image_base64") -> bytes:
@@ -199,8 +214,10 @@ class Searcher:
             value = getattr(q, name)
             if value is None:
                 continue
-            if not value.strip():
-                raise InvalidInput(f"{name} must not be empty", field=name)
+            if not has_visible_text(value):
+                raise InvalidInput(
+                    f"{name} must not be empty or only invisible characters", field=name
+                )
             if len(value) > limit:
                 raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
         sources = [s for s in ("image", "image_url", "image_id") if getattr(q, s) is not None]

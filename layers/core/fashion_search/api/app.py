@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fashion_search.api import errors
+from fashion_search.api.access_log import install_redaction
 from fashion_search.api.auth import ApiKeyChecker
 from fashion_search.api.body import BodyLimitMiddleware, body_cap
 from fashion_search.api.deps import SearcherProvider, build_searcher
@@ -50,6 +51,7 @@ def create_app(
         settings, searcher=searcher, factory=searcher_factory
     )
     app.state.auth = auth or ApiKeyChecker(settings.api)
+    install_redaction()  # keys sent in a URL never reach uvicorn's access log
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_body=body_cap(settings.limits.max_upload_bytes))
     if base:

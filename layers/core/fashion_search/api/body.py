@@ -8,22 +8,31 @@ form takes one file and a few fields (starlette's ``max_fields`` / ``max_files``
 
 from __future__ import annotations
 
-import json
-from typing import Any, TypeVar
+import math
+import re
+from typing import Any, Final, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fashion_search.api.errors import error_response
+from fashion_search.api.schemas import Filters
 from fashion_search.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 MAX_FORM_FIELDS = 16
+# Form fields are parsed as strictly as JSON bodies: ASCII digits only, so "true", "1.0", " 2",
+# "1_0" and other scripts' digits (all accepted by int()/float()) are refused like JSON's true.
+_INT: Final = re.compile(r"-?[0-9]{1,18}")
+_FLOAT: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+# The JSON parser of the JSON bodies (pydantic-core), with its nesting limit: a form's filters
+# string meets the same limits instead of Python's recursion limit.
+_FILTERS: Final = TypeAdapter(Filters)
 
 
 def body_cap(max_upload_bytes: int) -> int:
@@ -86,14 +95,23 @@ def form_value(form: FormData, name: str) -> str | None:
     return value
 
 
-def form_number(form: FormData, name: str, kind: type[int] | type[float]) -> Any:
+def form_int(form: FormData, name: str) -> int | None:
     value = form_value(form, name)
     if value is None:
         return None
-    try:
-        return kind(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{name} must be a {kind.__name__}", field=name) from exc
+    if not _INT.fullmatch(value):
+        raise InvalidInput(f"{name} must be an integer (ASCII digits)", field=name)
+    return int(value)
+
+
+def form_float(form: FormData, name: str) -> float | None:
+    value = form_value(form, name)
+    if value is None:
+        return None
+    number = float(value) if _FLOAT.fullmatch(value) else math.nan
+    if not math.isfinite(number):
+        raise InvalidInput(f"{name} must be a finite decimal number", field=name)
+    return number
 
 
 def form_filters(form: FormData) -> dict[str, Any] | None:
@@ -101,12 +119,10 @@ def form_filters(form: FormData) -> dict[str, Any] | None:
     if value is None or not value.strip():
         return None
     try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("filters must be a JSON object", field="filters") from exc
-    if not isinstance(parsed, dict):
-        raise InvalidInput("filters must be a JSON object", field="filters")
-    return parsed
+        return _FILTERS.validate_json(value)
+    except ValidationError as exc:
+        why = exc.errors()[0]["msg"]
+        raise InvalidInput(f"filters must be a JSON object: {why}", field="filters") from exc
 
 
 class BodyLimitMiddleware:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Filters = dict[str, Any]
 
-_TOP_K = "How many results (1 .. the server's max_top_k)."
+_TOP_K = "How many results (1 .. the server's max_top_k); an integer, never true or 2.0."
 _FILTERS = (
     'Pinecone-style metadata filter on tag fields, e.g. {"gender": {"$eq": "Women"}, '
     '"baseColour": {"$in": ["Red", "Blue"]}}. Unknown fields or operators -> 422.'
@@ -21,7 +21,7 @@ class _Request(BaseModel):
 
 class TextQuery(_Request):
     text: str = Field(description="What to look for, e.g. 'red summer dress'.", min_length=1)
-    top_k: int = Field(default=1, ge=1, description=_TOP_K)
+    top_k: int = Field(default=1, ge=1, strict=True, description=_TOP_K)
     filters: Filters | None = Field(default=None, description=_FILTERS)
 
 
@@ -34,14 +34,15 @@ class SimilarQuery(_Request):
         description="Image bytes as standard or URL-safe base64, optionally a data: URL.",
     )
     image_id: str | None = Field(default=None, description="An image already in the catalog.")
-    top_k: int = Field(default=3, ge=1, description=_TOP_K)
+    top_k: int = Field(default=3, ge=1, strict=True, description=_TOP_K)
     filters: Filters | None = Field(default=None, description=_FILTERS)
 
 
 class Weights(_Request):
-    image: float = Field(default=1.0, ge=0, le=100)
-    text: float = Field(default=1.0, ge=0, le=100)
-    negative: float = Field(default=0.5, ge=0, le=100)
+    # strict: a number, never true/false or "1" (an int such as 2 is still a float).
+    image: float = Field(default=1.0, ge=0, le=100, strict=True)
+    text: float = Field(default=1.0, ge=0, le=100, strict=True)
+    negative: float = Field(default=0.5, ge=0, le=100, strict=True)
 
 
 class SearchQuery(_Request):
@@ -55,7 +56,7 @@ class SearchQuery(_Request):
     weights: Weights = Field(default_factory=Weights)
     filters: Filters | None = Field(default=None, description=_FILTERS)
     top_k: int | None = Field(
-        default=None, ge=1, description=_TOP_K + " Default 3 with an image, else 1."
+        default=None, ge=1, strict=True, description=_TOP_K + " Default 3 with an image, else 1."
     )
 
 

@@ -80,7 +80,7 @@ async def get_similar_images(
             data = await body.form_file(form, "file", max_bytes=cap)
             if data is None:
                 raise InvalidInput("the multipart body needs a file part", field="file")
-            top_k = body.form_number(form, "top_k", int)
+            top_k = body.form_int(form, "top_k")
             query = Query(
                 image=data,
                 w_text=0.0,
@@ -143,8 +143,7 @@ async def search(request: Request, searcher: SearcherDep, settings: SettingsDep)
 async def _form_query(form: Any, settings: Settings) -> Query:
     defaults = Query()
     weights = {
-        name: body.form_number(form, f"weight_{name}", float)
-        for name in ("image", "text", "negative")
+        name: body.form_float(form, f"weight_{name}") for name in ("image", "text", "negative")
     }
     return Query(
         text=body.form_value(form, "text"),
@@ -155,7 +154,7 @@ async def _form_query(form: Any, settings: Settings) -> Query:
         w_image=defaults.w_image if weights["image"] is None else weights["image"],
         w_text=defaults.w_text if weights["text"] is None else weights["text"],
         w_negative=defaults.w_negative if weights["negative"] is None else weights["negative"],
-        top_k=body.form_number(form, "top_k", int),
+        top_k=body.form_int(form, "top_k"),
         filters=body.form_filters(form),
     )
 
