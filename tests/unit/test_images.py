@@ -93,6 +93,19 @@ def test_declared_giant_png_refused_before_allocation() -> None:
     assert peak < 10 * MB  # 50k x 50k RGB would be 7.5 GB
 
 
+@pytest.mark.parametrize(("width", "height"), [(1, 100_000), (100_000, 1), (3, 200), (210, 10)])
+def test_extreme_aspect_ratio_refused_before_decoding(width: int, height: int) -> None:
+    # Header only: had the decoder gone on to read pixels, it would say "could not be decoded".
+    with pytest.raises(InvalidImage, match=r"aspect ratio .* over the limit of 20:1"):
+        decode_image(png_header_only(width, height), **LIMITS)
+
+
+@pytest.mark.parametrize(("width", "height"), [(20, 400), (1000, 50), (512, 512)])
+def test_long_narrow_pictures_within_the_ratio_decode(width: int, height: int) -> None:
+    img = decode_image(save(Image.new("RGB", (width, height), "red"), "PNG"), **LIMITS)
+    assert img.size == (width, height)
+
+
 def test_pixel_cap_is_configurable() -> None:
     with pytest.raises(InvalidImage, match="over the limit of 100 pixels"):
         decode_image(save(arrow(), "PNG"), max_bytes=MB, max_pixels=100)

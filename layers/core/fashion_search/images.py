@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 # Pillow only tries the plugins named here.
 ALLOWED_FORMATS: Final[tuple[str, ...]] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
+# The most elongated picture we take (long side : short side). The model resizes the short side
+# up to its input size (``resize_mode: shortest``), so the work grows with this ratio: a 475-byte
+# 1 x 100000 PNG became a 64 x 6400000 intermediate (2 GB, 7 s). At 20:1 the largest intermediate
+# is size x 20 size (224 px: 3 MB) whatever the picture; product photos and banners stay far below.
+MAX_ASPECT_RATIO: Final[int] = 20
+
 # Truncated files are errors, never half-grey pictures (this is Pillow's default; keep it so).
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -65,6 +71,7 @@ def decode_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             _check_pixels(img, max_pixels)
+            check_aspect_ratio(*img.size)
             if target_size is not None and img.format in ("JPEG", "MPO"):  # MPO: multi-picture JPEG
                 img.draft("RGB", (target_size, target_size))
             # Animations: an opened image sits on frame 0 and load() decodes that frame only;
@@ -95,6 +102,17 @@ def _check_pixels(img: Image.Image, max_pixels: int) -> None:
         raise InvalidImage(
             f"image is {width}x{height} = {width * height} pixels, "
             f"over the limit of {max_pixels} pixels (decompression bomb guard)"
+        )
+
+
+def check_aspect_ratio(width: int, height: int) -> None:
+    """Refuse a picture more elongated than ``MAX_ASPECT_RATIO``, before any resize of it."""
+    short, long = sorted((width, height))
+    if short <= 0 or long > short * MAX_ASPECT_RATIO:
+        ratio = f"{long / short:.0f}:1" if short > 0 else "unbounded"
+        raise InvalidImage(
+            f"image is {width}x{height}: its aspect ratio {ratio} is over the limit of "
+            f"{MAX_ASPECT_RATIO}:1 (the model needs a picture, not a strip)"
         )
 
 

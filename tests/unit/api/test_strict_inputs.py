@@ -140,3 +140,25 @@ def test_invisible_form_text_is_422(client: TestClient, text: str) -> None:
 def test_visible_text_with_stray_marks_still_searches(client: TestClient, text: str) -> None:
     r = client.post("/get_image_by_text", json={"text": text})
     assert r.status_code == 200, r.text
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 20_000), (20_000, 1)])
+@pytest.mark.parametrize("path", ["/get_similar_images", "/search"])
+def test_extreme_aspect_ratio_upload_is_422(
+    client: TestClient, path: str, width: int, height: int
+) -> None:
+    # A few hundred bytes that a short-side resize would blow up to width x height x scale.
+    r = client.post(path, files={"file": ("thin.png", _png(width, height), "image/png")})
+    assert r.status_code == 422, r.text
+    error = assert_error_shape(r.json())
+    assert error["code"] == "invalid_image" and "aspect ratio" in str(error["message"])

@@ -145,6 +145,16 @@ def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def _real_png(width: int, height: int) -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    buf = BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     ("data", "reason_part"),
     [
@@ -154,8 +164,11 @@ def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
         (b"GIF89a" + b"\x00" * 10, ""),  # a header and nothing else
         (_png_bomb(), ""),
         (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", ""),
+        # A real 1 x 20000 PNG: resizing its short side up to the model size would allocate
+        # gigabytes (at 1 x 100000), and a MemoryError used to make the whole batch retry.
+        (_real_png(1, 20_000), "aspect ratio"),
     ],
-    ids=["zero-bytes", "not-an-image", "truncated", "corrupt-gif", "bomb", "eps"],
+    ids=["zero-bytes", "not-an-image", "truncated", "corrupt-gif", "bomb", "eps", "1x20000"],
 )
 def test_bad_objects_fail_with_a_reason_and_are_not_retried(
     ingest_home: IngestHome, data: bytes, reason_part: str

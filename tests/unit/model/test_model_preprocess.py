@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fashion_search.errors import BundleError
+from fashion_search.errors import BundleError, InvalidImage
 from fashion_search.model.bundle import PreprocessConfig
 from fashion_search.model.preprocess import (
     center_crop_box,
@@ -101,3 +101,14 @@ def test_immich_preprocess_cfg_parses() -> None:
     cfg = PreprocessConfig.from_json(raw)
     assert cfg.size == 224 and cfg.fill_color == (0, 0, 0)
     assert PreprocessConfig.from_json(cfg.to_json()) == cfg
+
+
+@pytest.mark.parametrize("mode", ["shortest", "squash", "longest"])
+@pytest.mark.parametrize(("width", "height"), [(1, 5000), (5000, 1)])
+def test_resize_refuses_extreme_aspect_ratio_in_every_mode(
+    mode: str, width: int, height: int
+) -> None:
+    # shortest would upscale 1 x 5000 to 64 x 320000 (61 MB; 1 x 100000 at 224 px: 20 GB).
+    cfg = PreprocessConfig(size=64, mean=(0.5,) * 3, std=(0.5,) * 3, resize_mode=mode)  # type: ignore[arg-type]
+    with pytest.raises(InvalidImage, match="aspect ratio"):
+        resize_for_model(Image.new("RGB", (width, height)), cfg)

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from fashion_search.images import to_rgb
+from fashion_search.images import check_aspect_ratio, to_rgb
 from fashion_search.model.bundle import Interpolation, PreprocessConfig
 
 RESAMPLE: Final[dict[Interpolation, Image.Resampling]] = {
@@ -48,10 +48,15 @@ def center_crop_box(width: int, height: int, size: int) -> tuple[int, int, int, 
 
 
 def resize_for_model(img: Image.Image, cfg: PreprocessConfig) -> Image.Image:
-    """An RGB picture of exactly ``cfg.size`` x ``cfg.size`` following ``cfg.resize_mode``."""
+    """An RGB picture of exactly ``cfg.size`` x ``cfg.size`` following ``cfg.resize_mode``.
+
+    Raises ``InvalidImage`` for a picture over ``images.MAX_ASPECT_RATIO`` before resizing: the
+    ``shortest`` intermediate is size x (size x ratio) pixels, so the ratio bounds the work here
+    for every caller (decoded uploads, PIL images handed to the embedder, training, eval)."""
     size = cfg.size
     resample = RESAMPLE[cfg.interpolation]
     width, height = img.size
+    check_aspect_ratio(width, height)
     if cfg.resize_mode == "squash":
         if (width, height) == (size, size):
             return img
