@@ -106,3 +106,10 @@ class TransientStoreError(StoreError):
     """A store failed in a way worth retrying (throttling, 5xx, timeout)."""
 
     code = "store_unavailable"
+
+
+class IndexDamaged(StoreError):
+    """The embedded index's files disagree with its slot table (a segment cut short or gone):
+    searching it would read garbage or crash, so it is refused until ``reindex`` rebuilds it."""
+
+    code = "index_damaged"

@@ -42,13 +42,16 @@ class Stores:
         self.close()
 
 
-def open_stores(settings: Settings, *, dimension: int) -> Stores:
-    """The stores of ``settings.home``; raises ``ConfigError`` naming any missing setting."""
+def open_stores(settings: Settings, *, dimension: int, rebuilding_index: bool = False) -> Stores:
+    """The stores of ``settings.home``; raises ``ConfigError`` naming any missing setting.
+
+    An embedded index whose files are damaged raises ``IndexDamaged`` (naming ``reindex``);
+    ``rebuilding_index`` (``reindex`` only) opens it with the damaged namespaces emptied."""
     if dimension < 1:
         raise ConfigError(f"the vector dimension must be positive, got {dimension}")
     if settings.home is Home.AWS:
         return _open_aws(settings, dimension=dimension)
-    return _open_embedded(settings, dimension=dimension)
+    return _open_embedded(settings, dimension=dimension, rebuilding_index=rebuilding_index)
 
 
 def public_url(settings: Settings) -> str:
@@ -57,7 +60,7 @@ def public_url(settings: Settings) -> str:
     return (api.public_url or f"http://{api.host}:{api.port}").rstrip("/")
 
 
-def _open_embedded(settings: Settings, *, dimension: int) -> Stores:
+def _open_embedded(settings: Settings, *, dimension: int, rebuilding_index: bool) -> Stores:
     from fashion_search.stores.blobs_folder import FolderBlobStore
     from fashion_search.stores.catalog_sqlite import SqliteCatalog
     from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
@@ -76,7 +79,9 @@ def _open_embedded(settings: Settings, *, dimension: int) -> Stores:
     return Stores(
         blobs=FolderBlobStore(embedded.images_dir, url_base=public_url(settings)),
         catalog=SqliteCatalog(embedded.catalog_path),
-        vectors=EmbeddedVectorIndex(embedded.index_dir, dimension=dimension),
+        vectors=EmbeddedVectorIndex(
+            embedded.index_dir, dimension=dimension, drop_damaged=rebuilding_index
+        ),
         namespace="",
         ingest_prefix="",
     )

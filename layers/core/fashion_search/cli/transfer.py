@@ -74,7 +74,8 @@ def reindex_cmd(
 
     settings = Settings()
     mid, dim = _model_identity(settings, model_id=model_id, dimension=dimension)
-    with open_stores(settings, dimension=dim) as stores:
+    # A damaged embedded index (IndexDamaged on a plain open) is emptied where damaged and rebuilt.
+    with open_stores(settings, dimension=dim, rebuilding_index=True) as stores:
         total = stores.catalog.count(ItemStatus.INDEXED)
         with tqdm(total=total, desc="reindex", unit="item") as bar:
             report = reindex(

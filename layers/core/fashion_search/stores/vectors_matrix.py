@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fashion_search.errors import InvalidInput, StoreError
+from fashion_search.errors import IndexDamaged, InvalidInput, StoreError
 from fashion_search.stores.durable import fsync_dir
 from fashion_search.stores.vectors_columns import Columns
 from fashion_search.types import Vector
@@ -62,6 +62,32 @@ def copy_rows(source: Path, target: Path, rows: npt.NDArray[np.int64], dimension
     fsync_dir(target.parent)
 
 
+REPAIR = "run `fashion-search reindex` to rebuild it from the catalog"
+
+
+def segment_problem(path: Path, n_rows: int, dimension: int) -> str | None:
+    """What is wrong with a segment file that should hold ``n_rows`` rows, or None.
+
+    A longer file is fine (rows appended by a transaction that never committed); a shorter or
+    missing one cannot be mapped: numpy would raise, or reading the pages would kill the process.
+    """
+    if n_rows <= 0:
+        return None
+    need = n_rows * dimension * 4
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return f"{path.name} is missing (it should hold {n_rows} rows)"
+    except OSError as exc:
+        return f"{path.name} cannot be read ({exc.strerror})"
+    if size < need:
+        return (
+            f"{path.name} holds {size // (dimension * 4)} of {n_rows} rows "
+            f"({size} of {need} bytes; a disk that filled up or a copy cut short?)"
+        )
+    return None
+
+
 class Segment:
     """One namespace in memory: which rows are live, the mapped matrix, built filter columns."""
 
@@ -83,6 +109,9 @@ class Segment:
             live = np.zeros(max(n_rows, 2 * len(self.live), 1024), dtype=bool)
             live[: self.n_rows] = self.live[: self.n_rows]
             self.live = live
+        problem = segment_problem(self.path, n_rows, self.dimension)
+        if problem is not None:
+            raise IndexDamaged(f"the vector index is damaged: {problem}; {REPAIR}")
         # Map only rows a committed transaction made live: they were fsynced before it.
         self.matrix = np.asarray(
             np.memmap(self.path, dtype=np.float32, mode="r", shape=(n_rows, self.dimension))

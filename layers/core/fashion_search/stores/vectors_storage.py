@@ -8,6 +8,7 @@ first brings loaded namespaces up to date) and one write transaction (``_writing
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_search.errors import InvalidInput, StoreError
-from fashion_search.stores.vectors_matrix import Segment
+from fashion_search.errors import IndexDamaged, InvalidInput, StoreError
+from fashion_search.stores.vectors_matrix import REPAIR, Segment, segment_problem
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CHUNK = 500  # ids per SQL "IN (...)" statement
@@ -35,9 +38,14 @@ CREATE INDEX IF NOT EXISTS slots_seq ON slots (seq);
 
 
 class IndexStorage:
-    """SQLite slots and ``.f32`` segment files of one index directory, safe for one writer."""
+    """SQLite slots and ``.f32`` segment files of one index directory, safe for one writer.
 
-    def __init__(self, path: Path, *, dimension: int) -> None:
+    Opening checks every segment file against the slot table and raises ``IndexDamaged`` for one
+    cut short or gone; ``drop_damaged=True`` (what ``reindex`` opens with) instead empties those
+    namespaces, recorded in ``dropped``, so the rebuild starts from a sound index.
+    """
+
+    def __init__(self, path: Path, *, dimension: int, drop_damaged: bool = False) -> None:
         if dimension < 1:
             raise InvalidInput(f"dimension must be positive, got {dimension}", field="dimension")
         self._path = Path(path)
@@ -45,6 +53,7 @@ class IndexStorage:
         self._lock = threading.RLock()
         self._segments: dict[str, Segment] = {}
         self._seq = -1  # the change counter our loaded namespaces reflect
+        self.dropped: dict[str, int] = {}  # namespace -> rows dropped as damaged
         try:
             self._path.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -58,6 +67,7 @@ class IndexStorage:
         try:
             self._check_meta()
             self._db.executescript(_SCHEMA)
+            self._check_segments(drop=drop_damaged)
         except BaseException:
             self._db.close()
             raise
@@ -92,6 +102,34 @@ class IndexStorage:
                 "`fashion-search reindex`",
                 field="dimension",
             )
+
+    def _check_segments(self, *, drop: bool) -> None:
+        """A stat per namespace: the cheap check that a segment holds its committed rows."""
+        damaged = [
+            (name, nsid, next_row, problem)
+            for name, nsid, next_row, gen in self._db.execute(
+                "SELECT name, nsid, next_row, gen FROM namespaces"
+            ).fetchall()
+            if (problem := segment_problem(self._file(nsid, gen), next_row, self._dimension))
+        ]
+        if not damaged:
+            return
+        if not drop:
+            problems = "; ".join(p for *_, p in damaged)
+            raise IndexDamaged(f"the vector index at {self._path} is damaged: {problems}; {REPAIR}")
+        with self._writing("drop of damaged namespaces") as seq:
+            del seq  # the bump alone tells other processes to reload
+            for name, nsid, _, _ in damaged:
+                (live,) = self._db.execute(
+                    "SELECT count(*) FROM slots WHERE nsid = ? AND removed = 0", (nsid,)
+                ).fetchone()
+                self._db.execute("DELETE FROM slots WHERE nsid = ?", (nsid,))
+                self._db.execute("DELETE FROM namespaces WHERE nsid = ?", (nsid,))
+                self.dropped[name] = int(live)
+        for name, nsid, _, problem in damaged:
+            for stale in self._path.glob(f"ns-{nsid}-*.f32"):
+                stale.unlink(missing_ok=True)
+            log.warning("vector index namespace %r dropped for a rebuild: %s", name, problem)
 
     def close(self) -> None:
         with self._lock:
