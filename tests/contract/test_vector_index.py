@@ -1,5 +1,6 @@
-"""One contract for every vector index: the embedded one, and Pinecone through the real SDK
-against a local server speaking Pinecone's REST API (tests/fakes/pinecone_api.py).
+"""One contract for every vector index: the embedded one (exact, and with its approximate graph
+serving from the first vector), and Pinecone through the real SDK against a local server speaking
+Pinecone's REST API (tests/fakes/pinecone_api.py).
 
 Then what only one adapter has: Pinecone's request limits, retries and error translation; the
 embedded index's durability (kill -9), isolation (a concurrent reader process) and reopening.
@@ -25,7 +26,7 @@ from fashion_search.errors import (
 )
 from fashion_search.stores.filters import matches
 from fashion_search.stores.vectors import VectorIndex
-from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
 from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
 from fashion_search.types import VectorRecord
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +37,9 @@ from tests.fakes.pinecone_api import FakePinecone
 
 DIM = 8
 MakeIndex = Callable[[int], VectorIndex]
+# The approximate graph answers from the first vector on, built in the query (not a thread), and
+# never hands a filtered query to the exact scan: the contract runs on the graph itself.
+ANN = AnnParams(min_vectors=1, exact_below=0.0, background=False)
 
 
 def unit(seed: int, dim: int = DIM) -> np.ndarray:
@@ -47,7 +51,7 @@ def record(i: int, **metadata: Any) -> VectorRecord:
     return VectorRecord(f"img-{i:05d}", unit(i), dict(metadata))
 
 
-@pytest.fixture(params=["embedded", "pinecone"])
+@pytest.fixture(params=["embedded", "embedded-ann", "pinecone"])
 def adapter(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -57,8 +61,12 @@ def make_index(adapter: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
     closers: list[Callable[[], None]] = []
 
     def make(dimension: int = DIM) -> VectorIndex:
-        if adapter == "embedded":
-            index = EmbeddedVectorIndex(tmp_path / uuid.uuid4().hex, dimension=dimension)
+        if adapter.startswith("embedded"):
+            index = EmbeddedVectorIndex(
+                tmp_path / uuid.uuid4().hex,
+                dimension=dimension,
+                ann=ANN if adapter == "embedded-ann" else None,
+            )
             closers.append(index.close)
             return index
         fake: FakePinecone = request.getfixturevalue("pinecone_fake")
@@ -417,7 +425,7 @@ WRITER = """
 import sys
 import numpy as np
 from pathlib import Path
-from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
 from fashion_search.types import VectorRecord
 
 def vec(batch, j):
@@ -472,6 +480,61 @@ def test_acknowledged_upserts_survive_kill_9(writer: tuple[Path, Any]) -> None:
     assert [m.id for m in index.query(vec(7, 2), top_k=1)] == ["b7-2"]
     index.upsert([record(1)])  # still writable after the crash
     assert index.count() == stored + 1
+    index.close()
+
+
+ANN_WRITER = """
+import sys
+import numpy as np
+from pathlib import Path
+from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
+from fashion_search.types import VectorRecord
+
+def vec(batch, j):
+    v = np.random.default_rng(batch * 10 + j).normal(size=8).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+# Every query extends the graph by the rows it lacks and saves it: the kill lands mid-save often.
+ann = AnnParams(min_vectors=1, tail_rows=0, background=False)
+index = EmbeddedVectorIndex(Path(sys.argv[1]), dimension=8, ann=ann)
+batch = 0
+while True:
+    index.upsert([VectorRecord(f"b{batch}-{j}", vec(batch, j), {"batch": batch}) for j in range(5)])
+    print(batch, flush=True)  # acknowledged: upsert returned
+    index.query(vec(batch, 0), top_k=3)
+    batch += 1
+"""
+
+
+def test_a_graph_killed_mid_save_is_never_half_read(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from fashion_search.stores.vectors_ann import Graph
+
+    path = tmp_path / "index"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ANN_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    acked = [int(proc.stdout.readline()) for _ in range(40)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    saved = Graph.load(path / "ann-0-0.faiss", 8)  # the last whole graph the writer renamed
+    assert saved is not None and 0 < saved.ntotal <= 5 * (len(acked) + 1)
+    index = EmbeddedVectorIndex(path, dimension=8, ann=ANN)
+    stored = index.count()
+    assert stored % 5 == 0 and stored >= 5 * len(acked)
+    for b in (0, 17, acked[-1]):
+        got = index.query(vec(b, 3), top_k=5, filter={"batch": b})
+        assert [m.id for m in got][0] == f"b{b}-3" and len(got) == 5
+    assert index.engine() == "ann"
+    assert not list(path.glob("*.tmp"))  # a graph the kill left half-written is swept
+    index.upsert([VectorRecord("after", vec(999, 0))])  # still writable after the crash
+    assert [m.id for m in index.query(vec(999, 0), top_k=1)] == ["after"]
     index.close()
 
 

@@ -145,6 +145,7 @@ def test_named_stage_path_and_no_auth_health(lambda_env: str, load_handler: Load
     assert response["statusCode"] == 200, response["body"]
     assert body_of(response)["index_size"] == len(ITEMS)
     assert body_of(response)["home"] == lambda_env
+    assert body_of(response)["vector_engine"] == ("pinecone" if lambda_env == "aws" else "exact")
 
 
 def test_missing_key_is_401_in_the_error_shape(lambda_env: str, load_handler: Loader) -> None:

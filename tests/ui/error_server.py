@@ -43,7 +43,14 @@ class _Handler(BaseHTTPRequestHandler):
         b = self.server.behaviour
         if self.path == "/health":
             # The real API serves /health without a key; keep the sidebar's "connected" path real.
-            body = {"status": "ok", "model_id": "stub", "dim": 4, "index_size": 0, "home": "stub"}
+            body = {
+                "status": "ok",
+                "model_id": "stub",
+                "dim": 4,
+                "index_size": 0,
+                "home": "stub",
+                "vector_engine": "exact",
+            }
             self._send(200, json.dumps(body).encode())
             return
         if b.delay_s:

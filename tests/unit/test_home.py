@@ -151,3 +151,15 @@ def test_aws_home_honours_the_endpoint_url_and_the_dev_key(aws_ready: str) -> No
         url = stores.blobs.url("images/a.jpg")
     assert url.startswith("http://127.0.0.1:4566/fashion-search-test-images/images/a.jpg?")
     assert "X-Amz-Expires=120" in url and "eu-west-1" in url
+
+
+def test_embedded_ann_threshold_comes_from_the_settings(tmp_path: Path) -> None:
+    vector = np.array([1, 0, 0, 0], np.float32)
+    for threshold, engines in ((0, {"exact"}), (1, {"ann", "exact (ann building)"})):
+        settings = Settings.model_validate(
+            {"embedded": {"data_dir": tmp_path / str(threshold), "ann_min_vectors": threshold}}
+        )
+        with open_stores(settings, dimension=4) as stores:
+            stores.vectors.upsert([VectorRecord("a", vector)])
+            assert isinstance(stores.vectors, EmbeddedVectorIndex)
+            assert stores.vectors.engine() in engines

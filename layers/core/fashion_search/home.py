@@ -63,7 +63,8 @@ def public_url(settings: Settings) -> str:
 def _open_embedded(settings: Settings, *, dimension: int, rebuilding_index: bool) -> Stores:
     from fashion_search.stores.blobs_folder import FolderBlobStore
     from fashion_search.stores.catalog_sqlite import SqliteCatalog
-    from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+    from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
+    from fashion_search.types import TAG_FIELDS
 
     embedded = settings.embedded
     try:
@@ -80,7 +81,13 @@ def _open_embedded(settings: Settings, *, dimension: int, rebuilding_index: bool
         blobs=FolderBlobStore(embedded.images_dir, url_base=public_url(settings)),
         catalog=SqliteCatalog(embedded.catalog_path),
         vectors=EmbeddedVectorIndex(
-            embedded.index_dir, dimension=dimension, drop_damaged=rebuilding_index
+            embedded.index_dir,
+            dimension=dimension,
+            ann=AnnParams(
+                min_vectors=embedded.ann_min_vectors or None, ef_search=embedded.ann_ef_search
+            ),
+            filter_fields=TAG_FIELDS,  # their filter columns are built when the index loads
+            drop_damaged=rebuilding_index,
         ),
         namespace="",
         ingest_prefix="",

@@ -199,6 +199,13 @@ class Searcher:
     def index_size(self) -> int:
         return int(self.stores.vectors.count(namespace=self.stores.namespace))
 
+    def index_engine(self) -> str:
+        """What answers vector queries (``/health``): the adapter's ``engine``, else its name."""
+        engine = getattr(self.stores.vectors, "engine", None)
+        if callable(engine):
+            return str(engine(namespace=self.stores.namespace))
+        return type(self.stores.vectors).__name__
+
     # ----- internals ------------------------------------------------------------------------
 
     def _default_fetch(self, url: str) -> bytes:

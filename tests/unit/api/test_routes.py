@@ -227,6 +227,7 @@ def test_health_without_auth(client: TestClient, home: Home) -> None:
         "dim": home.embedder.dim,
         "index_size": len(ITEMS),
         "home": "embedded",
+        "vector_engine": "exact",  # a small catalog: under the ANN threshold
     }
 
 

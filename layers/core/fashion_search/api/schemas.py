@@ -81,6 +81,9 @@ class Health(BaseModel):
     dim: int
     index_size: int
     home: str
+    # What answers vector queries: "exact" or "ann" (embedded; "exact (ann building)" while the
+    # graph of a big catalog is built), "pinecone" (AWS).
+    vector_engine: str
 
 
 class TagFields(BaseModel):

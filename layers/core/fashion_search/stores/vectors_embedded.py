@@ -1,4 +1,7 @@
-"""The embedded vector index: exact cosine top-k over memory-mapped float32 rows, SQLite beside.
+"""The embedded vector index: cosine top-k over memory-mapped float32 rows, SQLite beside.
+
+Exact below ``AnnParams.min_vectors`` live vectors (``vectors_scan``); above it an HNSW graph
+answers, its candidates re-scored exactly (``vectors_ann``).
 
 Layout of ``path/``: ``index.sqlite`` (WAL) holds one *slot* per stored vector (namespace, row,
 id, metadata JSON, removed flag, change sequence) and ``ns-<n>-<gen>.f32`` holds each namespace's
@@ -20,7 +23,8 @@ Durability and isolation, without a custom log:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -32,17 +36,13 @@ from fashion_search.stores.filters import (
     validate_metadata,
     validate_record_id,
 )
-from fashion_search.stores.vectors_matrix import (
-    Segment,
-    append_rows,
-    copy_rows,
-    top_rows,
-    unit_rows,
-)
+from fashion_search.stores.vectors_ann import AnnKeeper, AnnParams, ann_top
+from fashion_search.stores.vectors_matrix import Segment, append_rows, copy_rows, unit_rows
+from fashion_search.stores.vectors_scan import exact_top
 from fashion_search.stores.vectors_storage import CHUNK, SCHEMA_VERSION, IndexStorage
 from fashion_search.types import Filter, Match, Vector, VectorRecord
 
-__all__ = ["COMPACT_MIN_DEAD", "MAX_TOP_K", "SCHEMA_VERSION", "EmbeddedVectorIndex"]
+__all__ = ["COMPACT_MIN_DEAD", "MAX_TOP_K", "SCHEMA_VERSION", "AnnParams", "EmbeddedVectorIndex"]
 
 MAX_TOP_K = 10_000  # the same cap as Pinecone, so both adapters refuse the same requests
 # Compact a namespace once more than half its rows (and at least this many) are dead.
@@ -50,10 +50,26 @@ COMPACT_MIN_DEAD = 4096
 
 
 class EmbeddedVectorIndex(IndexStorage):
-    """A persistent, exact cosine index on one machine, safe for one writer and many readers.
+    """A persistent cosine index on one machine, safe for one writer and many readers.
 
     Stored vectors are L2-normalised: ``fetch`` returns the unit vector of what was upserted.
+    Exact top-k below ``ann.min_vectors`` live vectors a namespace, approximate above (see
+    ``vectors_ann``). ``filter_fields``: metadata fields whose filter columns are built when a
+    namespace loads rather than in the first query filtering on them.
     """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dimension: int,
+        ann: AnnParams | None = None,
+        filter_fields: Collection[str] = (),
+        drop_damaged: bool = False,
+    ) -> None:
+        super().__init__(path, dimension=dimension, drop_damaged=drop_damaged)
+        self._ann = ann or AnnParams()
+        self._filter_fields = frozenset(filter_fields)
 
     @property
     def dimension(self) -> int:
@@ -117,6 +133,7 @@ class EmbeddedVectorIndex(IndexStorage):
             )
         for old in range(gen + 1):
             self._file(nsid, old).unlink(missing_ok=True)
+            (self._path / f"ann-{nsid}-{old}.faiss").unlink(missing_ok=True)  # ids were rows
         return next_row - len(live)
 
     def delete(self, ids: Sequence[str], *, namespace: str = "") -> None:
@@ -153,8 +170,32 @@ class EmbeddedVectorIndex(IndexStorage):
                 mask = seg.columns.evaluate(node, n) & seg.live[:n]
             elif seg.n_live < n:
                 mask = seg.live[:n]
-            rows, scores = top_rows(seg.matrix, q, mask, top_k)
+            keeper = self._keeper(seg)
+            graph = None if keeper is None else keeper.graph
+            if graph is None:
+                rows, scores = exact_top(seg.matrix, q, mask, top_k)
+            else:
+                rows, scores = ann_top(graph, seg.matrix, q, mask, top_k, self._ann)
             return self._matches(seg, rows, scores, include_metadata)
+
+    def engine(self, *, namespace: str = "") -> str:
+        """What answers queries now: ``exact``, ``ann``, or ``exact (ann building)`` while the
+        graph of a namespace over the threshold is being built (``exact (ann failed)``)."""
+        with self._snapshot():
+            seg = self._segment(namespace)
+            keeper = None if seg is None else self._keeper(seg)
+            return "exact" if keeper is None else keeper.state
+
+    def _keeper(self, seg: Segment) -> AnnKeeper | None:
+        """The namespace's graph keeper once it is over the threshold (a job started if due)."""
+        threshold = self._ann.min_vectors
+        if seg.ann is None and (threshold is None or seg.n_live < threshold):
+            return None
+        if seg.ann is None:
+            path = self._path / f"ann-{seg.nsid}-{seg.gen}.faiss"
+            seg.ann = AnnKeeper(path, self._dimension, self._ann, self._lock)
+        seg.ann.prepare(seg.matrix, seg.n_rows)
+        return seg.ann
 
     def _matches(
         self,

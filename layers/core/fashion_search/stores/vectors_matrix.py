@@ -1,4 +1,7 @@
-"""The embedded index's in-memory side: unit rows, one namespace's mapped matrix, exact top-k."""
+"""The embedded index's in-memory side: unit rows and one namespace's mapped matrix.
+
+The exact scan over it is ``vectors_scan``; the approximate index beside it ``vectors_ann``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numpy.typing as npt
 
 from fashion_search.errors import IndexDamaged, InvalidInput, StoreError
 from fashion_search.stores.durable import fsync_dir
+from fashion_search.stores.vectors_ann import AnnKeeper
 from fashion_search.stores.vectors_columns import Columns
 from fashion_search.types import Vector
 
@@ -101,6 +105,7 @@ class Segment:
         self.n_live = 0
         self.matrix: npt.NDArray[np.float32] = np.zeros((0, dimension), dtype=np.float32)
         self.columns = Columns()
+        self.ann: AnnKeeper | None = None  # the approximate graph, once the namespace is big
 
     def grow(self, n_rows: int) -> None:
         if n_rows <= self.n_rows:
@@ -122,45 +127,3 @@ class Segment:
         if self.live[row] != alive:
             self.live[row] = alive
             self.n_live += 1 if alive else -1
-
-
-def scores_of(
-    matrix: npt.NDArray[np.float32],
-    q: npt.NDArray[np.float32],
-    rows: npt.NDArray[np.int64] | None = None,
-) -> npt.NDArray[np.float32]:
-    """``matrix @ q``, or of the given rows only.
-
-    Plain BLAS sgemv, the same kernel as the naive baseline. An earlier version used
-    ``einsum`` for small matrices because, on a busy 2-core box, OpenBLAS's worker threads took
-    ~15 ms to wake; processes that serve queries cap BLAS at one thread
-    (``api.deps.limit_blas_threads``), which removes that cost, and on a quiet machine sgemv is
-    2x faster than einsum at 10k x 512 (benchmarks/index.py, docs/stores-vectors.md).
-    """
-    block = matrix if rows is None else matrix[rows]  # a gathered copy: rows are < 1/8 of all
-    return np.asarray(block @ q, dtype=np.float32)
-
-
-def top_rows(
-    matrix: npt.NDArray[np.float32],
-    q: npt.NDArray[np.float32],
-    mask: npt.NDArray[np.bool_] | None,
-    top_k: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Exact top-k rows by dot product (vectors are unit length, so this is cosine)."""
-    n = matrix.shape[0]
-    candidates = None if mask is None else np.flatnonzero(mask)
-    if candidates is None:
-        scores = scores_of(matrix, q)
-    elif len(candidates) * 8 < n:
-        # A selective filter: scoring only the matching rows reads far less memory.
-        scores = scores_of(matrix, q, candidates)
-    else:
-        scores = scores_of(matrix, q)[candidates]
-    k = min(top_k, len(scores))
-    if k == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    best = best[np.argsort(-scores[best], kind="stable")]
-    rows = best if candidates is None else candidates[best]
-    return rows.astype(np.int64), scores[best]

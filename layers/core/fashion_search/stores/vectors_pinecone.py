@@ -255,6 +255,10 @@ class PineconeVectorIndex:
             chunk = unique[start : start + MAX_IDS]
             _translate("delete", partial(self._index.delete, ids=chunk, namespace=namespace))
 
+    def engine(self, *, namespace: str = "") -> str:
+        """What answers queries (``/health``): Pinecone's service, whatever it runs inside."""
+        return "pinecone"
+
     def count(self, *, namespace: str = "") -> int:
         stats = _translate("stats", self._index.describe_index_stats)
         summary = stats.namespaces.get(namespace)

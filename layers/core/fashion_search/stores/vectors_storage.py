@@ -54,6 +54,7 @@ class IndexStorage:
         self._segments: dict[str, Segment] = {}
         self._seq = -1  # the change counter our loaded namespaces reflect
         self.dropped: dict[str, int] = {}  # namespace -> rows dropped as damaged
+        self._filter_fields: frozenset[str] = frozenset()  # columns built when a namespace loads
         try:
             self._path.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -127,7 +128,7 @@ class IndexStorage:
                 self._db.execute("DELETE FROM namespaces WHERE nsid = ?", (nsid,))
                 self.dropped[name] = int(live)
         for name, nsid, _, problem in damaged:
-            for stale in self._path.glob(f"ns-{nsid}-*.f32"):
+            for stale in [*self._path.glob(f"ns-{nsid}-*.f32"), *self._path.glob(f"ann-{nsid}-*")]:
                 stale.unlink(missing_ok=True)
             log.warning("vector index namespace %r dropped for a rebuild: %s", name, problem)
 
@@ -184,6 +185,7 @@ class IndexStorage:
         live_rows = np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
         seg.live[live_rows] = True
         seg.n_live = len(live_rows)
+        self._build_columns(seg, set(self._filter_fields))  # not inside the first query
         return seg
 
     def _segment(self, namespace: str) -> Segment | None:

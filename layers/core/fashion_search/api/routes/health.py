@@ -15,10 +15,12 @@ router = APIRouter(tags=["health"], responses={503: ERROR_RESPONSES[503]})
 @router.get("/health", response_model=Health, summary="Model, index size and home")
 async def health(searcher: SearcherDep, settings: SettingsDep) -> Health:
     size = await run_in_threadpool(searcher.index_size)
+    engine = await run_in_threadpool(searcher.index_engine)
     return Health(
         status="ok",
         model_id=searcher.embedder.model_id,
         dim=searcher.embedder.dim,
         index_size=size,
         home=str(settings.home),
+        vector_engine=engine,
     )
