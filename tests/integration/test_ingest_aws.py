@@ -211,3 +211,27 @@ def test_loader_into_s3_then_ingest_finds_the_tags(
     listed = s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]
     assert sorted(o["Key"] for o in listed) == ["images/15970.jpg", "images/39386.jpg"]
     assert pinecone_fake.api_key not in capsys.readouterr().out
+
+
+def test_reconcile_removes_items_whose_object_is_gone(
+    app: ModuleType, s3_client: Any, s3_bucket: str, queues: dict[str, str]
+) -> None:
+    from fashion_search.ingest.reconcile import reconcile
+
+    for i in range(3):
+        s3_client.put_object(Bucket=s3_bucket, Key=f"images/keep/{i}.jpg", Body=jpeg_bytes(i))
+    drain(app, queues["queue"])
+    stores = app.INGESTOR.stores
+    assert stores.catalog.count(ItemStatus.INDEXED) == 3
+    # The object is deleted and its notification is lost (purged before any poll).
+    s3_client.delete_object(Bucket=s3_bucket, Key="images/keep/1.jpg")
+    boto3.client("sqs", region_name=REGION).purge_queue(QueueUrl=queues["queue"])
+
+    dry = reconcile(app.INGESTOR, fix=False)
+    assert dry.vanished_blobs == ["keep/1"] and not dry.consistent
+    report = reconcile(app.INGESTOR)
+    assert report.repaired["vanished_blobs_removed"] == 1
+    assert set(stores.vectors.iter_ids(namespace=stores.namespace)) == {"keep/0", "keep/2"}
+    gone = stores.catalog.get("keep/1")
+    assert gone is not None and gone.status is ItemStatus.DELETED
+    assert reconcile(app.INGESTOR, fix=False).consistent

@@ -6,7 +6,7 @@ import numpy as np
 from fashion_search.ingest.reconcile import reconcile
 from fashion_search.types import CatalogItem, ItemStatus, VectorRecord
 
-from tests.fixtures.ingest import CountingEmbedder, IngestHome, jpeg_bytes
+from tests.fixtures.ingest import CountingBlobs, CountingEmbedder, IngestHome, jpeg_bytes
 
 
 def _indexed(home: IngestHome, n: int) -> None:
@@ -91,3 +91,40 @@ def test_stale_model_ids_are_reported_and_reembedded_on_request(ingest_home: Ing
     reconcile(ingestor, reembed_stale=True)
     assert newer.image_calls == [2]
     assert reconcile(ingestor).stale_model == []
+
+
+def test_image_deleted_while_nothing_ran_is_removed(ingest_home: IngestHome) -> None:
+    _indexed(ingest_home, 3)
+    (ingest_home.root / "r1.jpg").unlink()  # no watcher, no event: only the file is gone
+    blobs = CountingBlobs(ingest_home.stores.blobs)
+    ingest_home.stores.blobs = blobs
+
+    dry = reconcile(ingest_home.make(), fix=False)
+    assert dry.vanished_blobs == ["r1"] and not dry.consistent
+    assert dry.as_dict()["vanished_blobs"] == {"count": 1, "sample": ["r1"]}
+    assert ingest_home.stores.vectors.count() == 3  # a dry run changes nothing
+    # One listing for the catalog, a head only to confirm what the listing lacks.
+    assert sum(blobs.heads.values()) == 1
+
+    report = reconcile(ingest_home.make())
+    assert report.repaired["vanished_blobs_removed"] == 1
+    assert set(ingest_home.stores.vectors.iter_ids()) == {"r0", "r2"}
+    item = ingest_home.stores.catalog.get("r1")
+    assert item is not None and item.status is ItemStatus.DELETED
+    after = reconcile(ingest_home.make(), fix=False)
+    assert after.consistent and after.vanished_blobs == []
+
+
+def test_vanished_blob_with_a_missing_vector_is_removed_not_reembedded(
+    ingest_home: IngestHome,
+) -> None:
+    _indexed(ingest_home, 2)
+    ingest_home.stores.vectors.delete(["r0"])
+    (ingest_home.root / "r0.jpg").unlink()
+    calls = list(ingest_home.embedder.image_calls)
+    report = reconcile(ingest_home.make())
+    assert report.vanished_blobs == ["r0"]
+    assert ingest_home.embedder.image_calls == calls
+    item = ingest_home.stores.catalog.get("r0")
+    assert item is not None and item.status is ItemStatus.DELETED
+    assert reconcile(ingest_home.make(), fix=False).consistent

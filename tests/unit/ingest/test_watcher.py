@@ -92,3 +92,19 @@ def test_transient_failure_is_retried_on_a_later_pump(ingest_home: IngestHome) -
     watcher.pump()  # re-sighted
     (second,) = watcher.pump()
     assert second.status is OutcomeStatus.INDEXED
+
+
+def test_catch_up_notices_files_deleted_while_not_watching(ingest_home: IngestHome) -> None:
+    from fashion_search.ingest.oneshot import catch_up
+    from fashion_search.types import ItemStatus
+
+    ingest_home.make().handle([ingest_home.put(f"c{i}.jpg", jpeg_bytes(70 + i)) for i in range(3)])
+    # The watcher is not running: one file is deleted, one is added.
+    (ingest_home.root / "c0.jpg").unlink()
+    (ingest_home.root / "new.jpg").write_bytes(jpeg_bytes(80))
+
+    summary = catch_up(ingest_home.make(), ingest_home.root)
+    assert summary["deleted"] == 1 and summary["indexed"] == 1
+    assert set(ingest_home.stores.vectors.iter_ids()) == {"c1", "c2", "new"}
+    gone = ingest_home.stores.catalog.get("c0")
+    assert gone is not None and gone.status is ItemStatus.DELETED

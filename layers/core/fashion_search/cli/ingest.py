@@ -97,7 +97,7 @@ def watch_cmd(
     ] = True,
 ) -> None:
     """Watch the embedded images folder and index changes as they happen (Ctrl-C stops)."""
-    from fashion_search.ingest.oneshot import ingest_folder
+    from fashion_search.ingest.oneshot import catch_up as catch_up_folder
     from fashion_search.ingest.outcome import summarise
     from fashion_search.ingest.watcher import FolderWatcher
 
@@ -111,7 +111,7 @@ def watch_cmd(
     ingestor = _ingestor(settings)
     root = settings.embedded.images_dir
     if catch_up:
-        typer.echo(f"catch-up: {json.dumps(ingest_folder(ingestor, root))}")
+        typer.echo(f"catch-up: {json.dumps(catch_up_folder(ingestor, root))}")
     watcher = FolderWatcher(ingestor, root, settle_s=settle)
     stop = threading.Event()
     typer.echo(f"watching {root} (Ctrl-C to stop)")
@@ -159,7 +159,8 @@ def reconcile_cmd(
         Path | None, typer.Option("--json", help="Also write the report here.")
     ] = None,
 ) -> None:
-    """Compare catalog and vector index; delete orphans, re-drive PENDING, restore vectors."""
+    """Compare catalog, vector index and images; delete orphans, re-drive PENDING, restore
+    vectors, remove items whose image is gone."""
     from fashion_search.ingest.reconcile import reconcile
 
     settings = Settings()

@@ -20,7 +20,9 @@ from fashion_search.ingest.events import BlobEvent
 from fashion_search.ingest.folder import created_event, is_ignored, scan
 from fashion_search.ingest.outcome import IngestOutcome, summarise
 from fashion_search.ingest.pipeline import Ingestor
+from fashion_search.ingest.vanished import find_vanished, remove_vanished
 from fashion_search.stores.blobs import BlobStore
+from fashion_search.types import ItemStatus
 
 
 @dataclass(slots=True)
@@ -78,6 +80,27 @@ def ingest_folder(
 ) -> dict[str, int]:
     """Ingest every file below ``under`` (default ``root``), the embedded images folder."""
     return _run(ingestor, list(scan(root, under)), batch_size, on_progress)
+
+
+def catch_up(
+    ingestor: Ingestor,
+    root: Path,
+    *,
+    batch_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """What changed in the embedded images folder while nothing watched it: every file is
+    ingested (unchanged ones are recognised and skipped), and items whose file is gone are
+    removed from the index and the catalog."""
+    summary = ingest_folder(ingestor, root, batch_size=batch_size, on_progress=on_progress)
+    catalog = ingestor.stores.catalog
+    items = [*catalog.by_status(ItemStatus.INDEXED), *catalog.by_status(ItemStatus.PENDING)]
+    removed = summarise(
+        remove_vanished(
+            ingestor, find_vanished(ingestor.stores.blobs, items), batch_size=batch_size
+        )
+    )
+    return {status: count + removed[status] for status, count in summary.items()}
 
 
 def ingest_keys(

@@ -5,7 +5,9 @@
   the upsert, or loader rows nobody ingested); those whose blob is gone get a tombstone;
 - INDEXED items without a vector get it back: the stored embedding when it was made by the
   current model, otherwise the image is embedded again;
-- INDEXED items embedded by another model are reported (and re-embedded with ``reembed_stale``).
+- INDEXED items embedded by another model are reported (and re-embedded with ``reembed_stale``);
+- INDEXED items whose image is gone (deleted while no event could tell us) are removed: vector
+  deleted, item tombstoned (``ingest.vanished``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fashion_search.ingest.events import BlobEvent, EventKind
 from fashion_search.ingest.metadata import vector_metadata
 from fashion_search.ingest.outcome import IngestOutcome, OutcomeStatus
 from fashion_search.ingest.pipeline import Ingestor
+from fashion_search.ingest.vanished import find_vanished, remove_vanished
 from fashion_search.types import CatalogItem, ItemStatus, VectorRecord
 
 log = logging.getLogger(__name__)
@@ -35,12 +38,15 @@ class ReconcileReport:
     pending: list[str] = field(default_factory=list)
     missing_vectors: list[str] = field(default_factory=list)
     stale_model: list[str] = field(default_factory=list)
+    vanished_blobs: list[str] = field(default_factory=list)
     repaired: dict[str, int] = field(default_factory=dict)
     unresolved: dict[str, str] = field(default_factory=dict)  # image id -> why
 
     @property
     def consistent(self) -> bool:
-        return not (self.orphan_vectors or self.pending or self.missing_vectors)
+        return not (
+            self.orphan_vectors or self.pending or self.missing_vectors or self.vanished_blobs
+        )
 
     def as_dict(self) -> dict[str, Any]:
         def part(ids: list[str]) -> dict[str, Any]:
@@ -54,6 +60,7 @@ class ReconcileReport:
             "pending": part(self.pending),
             "missing_vectors": part(self.missing_vectors),
             "stale_model": part(self.stale_model),
+            "vanished_blobs": part(self.vanished_blobs),
             "repaired": self.repaired,
             "unresolved": dict(list(self.unresolved.items())[:_SAMPLE]),
         }
@@ -86,6 +93,8 @@ def reconcile(
     indexed = {it.image_id: it for it in catalog.by_status(ItemStatus.INDEXED)}
     pending = {it.image_id: it for it in catalog.by_status(ItemStatus.PENDING)}
     report.vectors, report.indexed = len(vector_ids), len(indexed)
+    vanished = find_vanished(stores.blobs, indexed.values())
+    report.vanished_blobs = [it.image_id for it in vanished]
     report.orphan_vectors = sorted(vector_ids - indexed.keys() - pending.keys())
     report.pending = sorted(pending)
     report.missing_vectors = sorted(indexed.keys() - vector_ids)
@@ -93,6 +102,21 @@ def reconcile(
     if not fix:
         return report
     progress = on_progress or (lambda n: None)
+
+    # Images gone for good: removed, never re-embedded or restored below.
+    removed = remove_vanished(ingestor, vanished, batch_size=batch_size)
+    report.repaired["vanished_blobs_removed"] = sum(
+        o.status is OutcomeStatus.DELETED for o in removed
+    )
+    for o in removed:
+        if o.status is not OutcomeStatus.DELETED and o.status is not OutcomeStatus.SKIPPED:
+            report.unresolved[o.image_id] = o.reason or o.status.value
+    progress(len(vanished))
+    for image_id in report.vanished_blobs:
+        indexed.pop(image_id, None)
+    gone_ids = set(report.vanished_blobs)
+    missing = [i for i in report.missing_vectors if i not in gone_ids]
+    stale = [i for i in report.stale_model if i not in gone_ids]
 
     for start in range(0, len(report.orphan_vectors), 1000):
         vectors.delete(report.orphan_vectors[start : start + 1000], namespace=ns)
@@ -102,7 +126,7 @@ def reconcile(
     # Missing vectors whose stored embedding is current: upsert it, no model call.
     reusable = [
         indexed[i]
-        for i in report.missing_vectors
+        for i in missing
         if indexed[i].embedding is not None and indexed[i].model_id == model_id
     ]
     for start in range(0, len(reusable), 100):
@@ -119,9 +143,9 @@ def reconcile(
     # Everything else goes back through the ingest core: set PENDING (conditional on the
     # token, so a newer event is never undone) and re-drive.
     reused = {it.image_id for it in reusable}
-    again = [i for i in report.missing_vectors if i not in reused]
+    again = [i for i in missing if i not in reused]
     if reembed_stale:
-        again += [i for i in report.stale_model if i not in reused and i not in again]
+        again += [i for i in stale if i not in reused and i not in again]
     redrive = list(pending.values())
     for image_id in again:
         item = indexed[image_id]
