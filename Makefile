@@ -18,14 +18,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # Everything the tests need: the above, torch (CPU, pinned), transformers/onnx for the test
-# models, moto, schemathesis, selenium, linters. open_clip is installed without its
-# dependencies: the tests only read its reference tokenizer and vocabulary file, and PyPI's
-# torchvision does not import beside this torch.
+# models, moto, schemathesis, selenium, linters. open_clip and timm (SigLIP's vision tower) are
+# installed without their dependencies: PyPI's torchvision does not import beside this CPU torch
+# (its 0.28.0 is a CUDA build), so the open_clip export tests import them beside a test-only
+# stand-in (tests/fixtures/_torchvision_standin) and the rest never import torchvision.
+TIMM := timm==1.0.31
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[all,export,dev]"
-	$(BIN)/pip install --quiet --no-deps "open_clip_torch>=2.24"
-	-$(BIN)/pip uninstall --quiet -y torchvision timm 2>/dev/null
+	-$(BIN)/pip uninstall --quiet -y torchvision 2>/dev/null
+	$(BIN)/pip install --quiet --no-deps "open_clip_torch>=3.3,<4" "$(TIMM)"
 	touch $@
 
 # checkov pins an older boto3/botocore than the project uses: it gets its own environment.

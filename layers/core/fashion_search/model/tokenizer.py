@@ -1,10 +1,13 @@
 """Text -> token ids for the text tower, with the ``tokenizers`` library (no torch).
 
-Matches OpenAI CLIP's tokenizer (open_clip ``SimpleTokenizer``): the same text clean-up before
-BPE (HTML entities, ftfy's default character fixes, whitespace), ``<start>`` + tokens +
-``<end>``, truncated to the context length keeping the end-of-text token, then padded with the
-bundle's pad token (OpenAI pads with 0; the text tower pools at the first end-of-text token, so
-the pad id does not change the embedding).
+The vocabulary is the bundle's ``tokenizer.json``: OpenAI CLIP's BPE, or a SentencePiece
+(Unigram) vocabulary such as SigLIP's. For CLIP this matches open_clip's ``SimpleTokenizer``:
+the same text clean-up before BPE (HTML entities, ftfy's default character fixes, whitespace),
+``<start>`` + tokens + ``<end>``, truncated to the context length keeping the end-of-text token,
+then padded with the bundle's pad token (OpenAI pads with 0; its text tower pools at the first
+end-of-text token, so the pad id does not change the embedding). For SigLIP it matches open_clip's
+``HFTokenizer``: "canonicalize" clean-up, the vocabulary's own ``</s>`` appended, padded to the
+full context with the pad token ``</s>`` (its tower pools the last position: padding matters).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ _LIGATURES: Final = str.maketrans(
 _WIDE: Final = re.compile("[\u3000\uff01-\uff5e\uffe0-\uffee]")
 _CONTROL: Final = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
 _SPACES: Final = re.compile(r"\s+")
-CLEAN_MODES: Final = ("clip", "canonicalize", "none")
+CLEAN_MODES: Final = ("clip", "lower", "canonicalize", "none")
 _PUNCTUATION: Final = str.maketrans("", "", string.punctuation)
 
 
@@ -99,7 +102,8 @@ class ClipTokenizer:
             context_length=bundle.context_length,
             pad_token=bundle.special_token("pad_token"),
             eos_token=bundle.special_token("eos_token"),
-            # Bundles we export from open_clip SigLIPs record their text clean-up here.
+            # Bundles exported from open_clip record its text clean-up here ("canonicalize" for
+            # SigLIPs: no punctuation, lower case); others get OpenAI CLIP's.
             clean=str(bundle.tokenizer_cfg.get("fashion_search_clean", "clip")),
         )
 
@@ -136,6 +140,8 @@ class ClipTokenizer:
         """Ids with special tokens, truncated to the context length (no padding)."""
         if self._clean == "canonicalize":
             text = canonicalize_text(text)
+        elif self._clean == "lower":  # open_clip's "lower", for case-sensitive vocabularies
+            text = clean_text(text).lower()
         elif self._clean != "none":
             text = clean_text(text)
         ids: list[int] = self._tok.encode(text).ids
