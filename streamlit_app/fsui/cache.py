@@ -3,6 +3,10 @@
 The cached functions take the request's fingerprint (and the API URL and a digest of the key) as
 their hashed arguments; the objects themselves ride along unhashed (leading underscore), so a
 4 MB upload is hashed once, by the fingerprint, not again by Streamlit.
+
+Results are also keyed on the index's state (``/health``: ``index_version`` and ``index_size``),
+read afresh for each search: the moment an image is indexed, the same query is a new entry and
+finds it, while repeats against an unchanged index still come from the cache.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from typing import Any
 
 import streamlit as st
 
-from fsui.client import ApiClient
+from fsui.client import ApiClient, ApiError
 from fsui.models import SearchRequest, SearchResponse
 
-# Results change only when the catalog does; ten minutes keeps repeated clicks instant.
+# Results change only when the index does (part of the key); ten minutes bounds the rest (a
+# catalog row's tags edited without touching its vector).
 RESULTS_TTL_S = 600
 # Tags and health are cheap, but the catalog grows: refresh them every minute.
 TAGS_TTL_S = 60
@@ -25,6 +30,7 @@ def _search(
     api_url: str,
     key_fingerprint: str,
     fingerprint: str,
+    index_state: str,
     *,
     _client: ApiClient,
     _request: SearchRequest,
@@ -42,10 +48,25 @@ def _health(api_url: str, *, _client: ApiClient) -> dict[str, Any]:
     return _client.health()
 
 
+def index_state(client: ApiClient) -> str:
+    """The index's state from an uncached ``/health`` (one cheap GET per search); "" when the
+    API does not say (an older API, or /health failing: the search reports its own error)."""
+    try:
+        doc = client.health()
+    except ApiError:
+        return ""
+    return f"{doc.get('index_version', '')}/{doc.get('index_size', '')}"
+
+
 def search(client: ApiClient, request: SearchRequest) -> SearchResponse:
     cfg = client.config
     return _search(
-        cfg.api_url, cfg.key_fingerprint, request.fingerprint(), _client=client, _request=request
+        cfg.api_url,
+        cfg.key_fingerprint,
+        request.fingerprint(),
+        index_state(client),
+        _client=client,
+        _request=request,
     )
 
 

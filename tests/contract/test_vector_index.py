@@ -132,6 +132,20 @@ def test_fetch_returns_stored_records_and_skips_missing(index: VectorIndex) -> N
     assert index.fetch([]) == {}
 
 
+def test_version_changes_with_the_contents_only(index: VectorIndex) -> None:
+    # Clients (the UI's result cache) key on it: a new image must be a new version.
+    empty = index.version()
+    assert isinstance(empty, str) and index.version() == empty
+    index.upsert([record(i) for i in range(3)])
+    added = index.version()
+    assert added != empty and index.version() == added
+    index.query(unit(1), top_k=2)
+    index.fetch(["img-00001"])
+    assert index.version() == added  # reads change nothing
+    index.delete(["img-00001"])
+    assert index.version() not in (empty, added)
+
+
 def test_delete_and_count(index: VectorIndex) -> None:
     index.upsert([record(i) for i in range(5)])
     index.delete(["img-00001", "img-00003", "never-there"])

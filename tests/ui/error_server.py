@@ -50,6 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "index_size": 0,
                 "home": "stub",
                 "vector_engine": "exact",
+                "index_version": "seq-0",
             }
             self._send(200, json.dumps(body).encode())
             return

@@ -3,6 +3,9 @@ filters, "more like this", mixed queries and the results cache."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 import requests
 from streamlit.testing.v1 import AppTest
@@ -198,3 +201,33 @@ def test_mixed_query_sends_image_text_and_weights(live_api_server: LiveApi) -> N
     at = at.button(key="mix_submit").click().run()
     assert_clean(at)
     assert scores(at)[0] < photo_only - 0.01
+
+
+def test_an_image_added_to_the_index_shows_up_in_a_repeated_query(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    # Its own API: this test writes to the index, the session's server must stay as seeded.
+    from fashion_search.home import open_stores
+    from fashion_search.model.embedder import OnnxClipEmbedder
+    from fashion_search.settings import Settings
+
+    from tests.ui.live_api import SEED, live_api, seed
+
+    data = tmp_path / "home"
+    with live_api(data, tiny_bundle) as api:
+        at = app_for(api)
+        at.slider(key="top_k").set_value(len(SEED) + 1)
+        at = text_search(at, "red")
+        assert_clean(at)
+        assert len(result_names(at)) == len(SEED)
+
+        new = replace(SEED[0], image_id="9001", display_name="Brand New Arrival")
+        settings = Settings.model_validate({"embedded": {"data_dir": data}})
+        embedder = OnnxClipEmbedder.from_bundle(tiny_bundle, intra_op_threads=1)
+        with open_stores(settings, dimension=embedder.dim) as stores:
+            seed(stores, embedder, (new,))
+
+        # The very same query again: not the cached answer from before the image existed.
+        at = at.button(key="text_submit").click().run()
+        assert_clean(at)
+        assert "Brand New Arrival" in result_names(at)

@@ -199,6 +199,10 @@ class Searcher:
     def index_size(self) -> int:
         return int(self.stores.vectors.count(namespace=self.stores.namespace))
 
+    def index_version(self) -> str:
+        """Changes whenever the index does (``/health``): the UI keys its result cache on it."""
+        return str(self.stores.vectors.version(namespace=self.stores.namespace))
+
     def index_engine(self) -> str:
         """What answers vector queries (``/health``): the adapter's ``engine``, else its name."""
         engine = getattr(self.stores.vectors, "engine", None)

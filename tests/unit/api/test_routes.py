@@ -6,6 +6,7 @@ import base64
 
 import numpy as np
 import pytest
+from fashion_search.types import VectorRecord
 from fastapi.testclient import TestClient
 
 from tests.unit.api.conftest import ITEMS, PUBLIC_URL, Home, make_image
@@ -221,7 +222,10 @@ def test_tags_lists_fields_and_values(client: TestClient) -> None:
 def test_health_without_auth(client: TestClient, home: Home) -> None:
     r = client.get("/health", headers={"X-API-Key": ""})
     assert r.status_code == 200
+    version = r.json()["index_version"]
+    assert isinstance(version, str) and version
     assert r.json() == {
+        "index_version": version,
         "status": "ok",
         "model_id": home.embedder.model_id,
         "dim": home.embedder.dim,
@@ -229,6 +233,15 @@ def test_health_without_auth(client: TestClient, home: Home) -> None:
         "home": "embedded",
         "vector_engine": "exact",  # a small catalog: under the ANN threshold
     }
+
+
+def test_health_index_version_moves_when_an_image_is_added(client: TestClient, home: Home) -> None:
+    before = client.get("/health").json()
+    vec = home.stores.vectors.fetch(["1001"])["1001"]
+    home.stores.vectors.upsert([VectorRecord(id="2001", values=vec.values, metadata=vec.metadata)])
+    after = client.get("/health").json()
+    assert after["index_size"] == before["index_size"] + 1
+    assert after["index_version"] != before["index_version"]
 
 
 def test_docs_and_openapi_without_auth(client: TestClient) -> None:

@@ -84,6 +84,9 @@ class Health(BaseModel):
     # What answers vector queries: "exact" or "ann" (embedded; "exact (ann building)" while the
     # graph of a big catalog is built), "pinecone" (AWS).
     vector_engine: str
+    index_version: str = Field(
+        description="Opaque; changes whenever the index's contents do (a key for result caches)."
+    )
 
 
 class TagFields(BaseModel):

@@ -43,6 +43,11 @@ class VectorIndex(Protocol):
 
     def count(self, *, namespace: str = "") -> int: ...
 
+    def version(self, *, namespace: str = "") -> str:
+        """An opaque token that changes whenever the namespace's vectors change and stays the
+        same while they do not; clients key caches on it (``/health`` ``index_version``)."""
+        ...
+
     def iter_ids(self, *, namespace: str = "") -> Iterator[str]:
         """Every id in the namespace (for reconciliation)."""
         ...

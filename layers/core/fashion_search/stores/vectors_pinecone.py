@@ -259,6 +259,11 @@ class PineconeVectorIndex:
         """What answers queries (``/health``): Pinecone's service, whatever it runs inside."""
         return "pinecone"
 
+    def version(self, *, namespace: str = "") -> str:
+        """The namespace's vector count: the only thing Pinecone's index stats say that moves
+        with its contents (a replaced vector keeps it; an add and a delete in between cancel)."""
+        return f"count-{self.count(namespace=namespace)}"
+
     def count(self, *, namespace: str = "") -> int:
         stats = _translate("stats", self._index.describe_index_stats)
         summary = stats.namespaces.get(namespace)

@@ -132,6 +132,13 @@ class IndexStorage:
                 stale.unlink(missing_ok=True)
             log.warning("vector index namespace %r dropped for a rebuild: %s", name, problem)
 
+    def version(self, *, namespace: str = "") -> str:
+        """The committed change counter: every upsert, delete or compaction moves it (for any
+        namespace: one counter is cheaper than one per namespace, and only ever over-counts)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
+        return f"seq-{row[0]}"
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

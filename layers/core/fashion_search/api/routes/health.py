@@ -16,6 +16,7 @@ router = APIRouter(tags=["health"], responses={503: ERROR_RESPONSES[503]})
 async def health(searcher: SearcherDep, settings: SettingsDep) -> Health:
     size = await run_in_threadpool(searcher.index_size)
     engine = await run_in_threadpool(searcher.index_engine)
+    version = await run_in_threadpool(searcher.index_version)
     return Health(
         status="ok",
         model_id=searcher.embedder.model_id,
@@ -23,4 +24,5 @@ async def health(searcher: SearcherDep, settings: SettingsDep) -> Health:
         index_size=size,
         home=str(settings.home),
         vector_engine=engine,
+        index_version=version,
     )
