@@ -49,7 +49,8 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     settings = demo.demo_settings(Settings(_env_file=None), data_dir=root, bundle=DEMO_MODEL)
     assert demo.ensure_catalog(paths, products=PRODUCTS, seed=SEED)
     ingestor = demo.open_ingestor(settings)
-    loaded, counts = demo.load_and_ingest(ingestor, paths)
+    loaded, ingested = demo.load_and_ingest(ingestor, paths)
+    counts = ingested.counts
     assert (loaded.loaded, counts["indexed"], counts["failed"]) == (PRODUCTS, PRODUCTS, 0)
     with TestClient(create_app(settings)) as client:
         yield Demo(paths, settings, ingestor, client)
@@ -57,9 +58,10 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 def test_a_second_pass_reuses_everything(demo_home: Demo) -> None:
     assert not demo.ensure_catalog(demo_home.paths, products=PRODUCTS, seed=SEED)
-    loaded, counts = demo.load_and_ingest(demo_home.ingestor, demo_home.paths)
+    loaded, ingested = demo.load_and_ingest(demo_home.ingestor, demo_home.paths)
     assert (loaded.loaded, loaded.unchanged) == (0, PRODUCTS)
-    assert counts["indexed"] == 0 and counts["skipped"] == PRODUCTS
+    counts = ingested.counts
+    assert ingested.ok and counts["indexed"] == 0 and counts["skipped"] == PRODUCTS
 
 
 def test_text_search_finds_the_named_product(demo_home: Demo) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fashion_search.cli import main
@@ -35,6 +36,19 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, objec
     return json.loads(out[out.index("{") :])  # type: ignore[no-any-return]
 
 
+def _run_incomplete(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[dict[str, Any], str]:
+    """A run that leaves items not loaded or not indexed: exit 1, the summary on stdout, the
+    problems on stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 1
+    captured = capsys.readouterr()
+    out = captured.out
+    return json.loads(out[out.index("{") :]), captured.err
+
+
 def test_load_then_reconcile(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -48,7 +62,10 @@ def test_load_then_reconcile(
     styles = tmp_path / "kaggle" / "styles.csv"
     styles.write_text(HEADER + "".join(rows), encoding="utf-8")
 
-    result = _run(["load", str(styles), str(images), "--limit", "10", "--workers", "2"], capsys)
+    result, err = _run_incomplete(
+        ["load", str(styles), str(images), "--limit", "10", "--workers", "2"], capsys
+    )
+    assert "not loaded: 1 catalog rows" in err and "image missing x1: ids 999" in err
     assert result["load"] == {
         "loaded": 4,
         "unchanged": 0,
@@ -58,7 +75,7 @@ def test_load_then_reconcile(
     }
     assert result["index"] == {"indexed": 4, "deleted": 0, "failed": 0, "skipped": 0, "retry": 0}
 
-    again = _run(["load", str(styles), str(images)], capsys)
+    again, _ = _run_incomplete(["load", str(styles), str(images)], capsys)
     assert again["load"]["unchanged"] == 4  # type: ignore[index]
     assert again["index"]["skipped"] == 4  # type: ignore[index]
 
@@ -102,4 +119,51 @@ def test_ingest_of_a_missing_folder_is_a_clear_error(
     with pytest.raises(SystemExit) as exc:
         main(["ingest", str(tmp_path / "nope")])
     assert exc.value.code == 2
-    assert "is not a folder" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_ingest_exits_1_naming_the_refused_files_and_why(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "photos"
+    src.mkdir()
+    (src / "good.jpg").write_bytes(jpeg_bytes(1))
+    for i in range(8):
+        (src / f"broken{i}.jpg").write_bytes(b"not a picture at all")
+    result, err = _run_incomplete(["ingest", str(src)], capsys)
+    assert result["indexed"] == 1 and result["failed"] == 8
+    assert "not indexed: 8 images (8 failed, 0 left to retry)" in err
+    # One line per reason with the first five names, and how many more.
+    assert "broken0.jpg, broken1.jpg, broken2.jpg, broken3.jpg, broken4.jpg and 3 more" in err
+    assert "failed x8: " in err and "replace or remove those files" in err
+
+
+def test_ingest_at_a_full_disk_says_so_and_exits_1(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "a.jpg").write_bytes(jpeg_bytes(1))
+    _run(["ingest", str(first)], capsys)
+    # The catalog's file may not grow by a page: SQLite itself answers SQLITE_FULL, exactly as on
+    # a disk with 0 bytes free (where it also rolls the transaction back by itself).
+    from fashion_search.stores.catalog_sqlite import SqliteCatalog
+
+    real_conn = SqliteCatalog._conn
+
+    def no_room(self: SqliteCatalog) -> Any:
+        conn = real_conn(self)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
+
+    monkeypatch.setattr(SqliteCatalog, "_conn", no_room)
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(40):  # enough rows to need a new page
+        (more / f"p{i:02d}.jpg").write_bytes(jpeg_bytes(10 + i))
+    result, err = _run_incomplete(["ingest", str(more)], capsys)
+    assert result["retry"] > 0
+    assert "cannot rollback" not in err
+    assert f"the disk is full writing {home.resolve() / 'catalog.sqlite'}" in err
+    assert "left to retry" in err and "p" in err and "and run the command again" in err

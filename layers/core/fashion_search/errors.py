@@ -113,3 +113,9 @@ class IndexDamaged(StoreError):
     searching it would read garbage or crash, so it is refused until ``reindex`` rebuilds it."""
 
     code = "index_damaged"
+
+
+class DiskFull(TransientStoreError):
+    """No space left where a store writes; the message says where and what to do."""
+
+    code = "disk_full"

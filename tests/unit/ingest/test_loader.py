@@ -53,7 +53,7 @@ def test_loaded_images_are_ingested_with_their_tags(
 ) -> None:
     csv_path, images = _kaggle(tmp_path)
     summary = CatalogLoader(ingest_home.stores).load(csv_path, images)
-    counts = ingest_keys(ingest_home.make(), ingest_home.root, summary.keys)
+    counts = ingest_keys(ingest_home.make(), ingest_home.root, summary.keys).counts
 
     assert counts["indexed"] == 3
     md = ingest_home.stores.vectors.fetch(["1001"])["1001"].metadata

@@ -103,7 +103,7 @@ def test_catch_up_notices_files_deleted_while_not_watching(ingest_home: IngestHo
     (ingest_home.root / "c0.jpg").unlink()
     (ingest_home.root / "new.jpg").write_bytes(jpeg_bytes(80))
 
-    summary = catch_up(ingest_home.make(), ingest_home.root)
+    summary = catch_up(ingest_home.make(), ingest_home.root).counts
     assert summary["deleted"] == 1 and summary["indexed"] == 1
     assert set(ingest_home.stores.vectors.iter_ids()) == {"c1", "c2", "new"}
     gone = ingest_home.stores.catalog.get("c0")

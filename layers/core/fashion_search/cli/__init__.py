@@ -4,10 +4,14 @@ registered below; commands parse and wire, the core does the work."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+import typer.main
 
+from fashion_search.cli._help import polish
 from fashion_search.errors import FashionSearchError
+from fashion_search.stores.disk import disk_full_message, is_disk_full
 
 app = typer.Typer(
     name="fashion-search",
@@ -17,10 +21,18 @@ app = typer.Typer(
 )
 
 
+_registered = False
+
+
 def _register_all() -> None:
-    """Every module in this package that defines ``register(app)`` adds its commands."""
+    """Every module in this package that defines ``register(app)`` adds its commands (once)."""
     import importlib
     import pkgutil
+
+    global _registered
+    if _registered:
+        return
+    _registered = True
 
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -31,23 +43,48 @@ def _register_all() -> None:
             register(app)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: readable one-line errors instead of tracebacks for the errors we model."""
+def build() -> Any:
+    """The whole command tree (every module's commands), with polished help pages."""
     _register_all()
+    command = typer.main.get_command(app)
+    polish(command)
+    return command
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a readable message and a meaningful exit status, never a traceback, for
+    usage errors (2), the errors we model (2), file-system errors such as a full disk (1) and
+    Ctrl-C (130). Commands exit 1 themselves when items failed or are left to retry."""
+    command = build()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: our handlers below see the errors; typer returns the code of a
+        # ``raise typer.Exit(n)`` instead of exiting, so it is passed on here.
+        code = command.main(args=argv, prog_name="fashion-search", standalone_mode=False)
     except FashionSearchError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
-    except typer.Abort:
+    except typer.TyperException as exc:
+        # Usage errors (unknown command, missing argument, bad value) and file errors of typer's
+        # own click: usage + "Try ... --help" + the error, exit 2 for usage errors.
+        _show(exc)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
+    except OSError as exc:  # the machine, not the code: a full disk, a folder we may not write
+        if is_disk_full(exc):
+            typer.echo(f"error: {disk_full_message(exc.filename, exc)}", err=True)
+        else:
+            where = f": {exc.filename}" if exc.filename else ""
+            typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _show(exc: typer.TyperException) -> None:
+    show = getattr(exc, "show", None)  # typer's click exceptions print usage and hint themselves
+    if callable(show):
+        show()
+    else:
+        typer.echo(f"Error: {exc.format_message()}", err=True)

@@ -81,7 +81,7 @@ def create_index(
     ] = None,
     dimension: Annotated[int | None, typer.Option(min=1, help="Instead of --bundle.")] = None,
     name: Annotated[str, typer.Option(help="Index name.")] = "fashion-search",
-    cloud: Annotated[str, typer.Option()] = "aws",
+    cloud: Annotated[str, typer.Option(help="Pinecone cloud.")] = "aws",
     pinecone_region: Annotated[str, typer.Option(help="Pinecone region.")] = "us-east-1",
     secret_name: Annotated[
         str, typer.Option(help="Read the Pinecone key from this secret...")
@@ -138,8 +138,10 @@ def upload_model(
     name: Annotated[str, typer.Option(help="Model name (the stack's ModelName).")] = "vit-b-32",
     region: Region = None,
 ) -> None:
-    """Copy a bundle to s3://BUCKET/models/NAME/. Files whose sha256 matches are skipped and
-    objects no longer in the bundle are removed, so the prefix equals the bundle."""
+    """Copy a bundle to s3://BUCKET/models/NAME/, skipping files already there.
+
+    Files whose sha256 matches are skipped and objects no longer in the bundle are removed, so
+    the prefix equals the bundle."""
     from fashion_search.model.bundle import Bundle
 
     opened = Bundle.open(bundle)
@@ -185,7 +187,9 @@ def upload_model(
 @aws_app.command("put-secret")
 def put_secret(
     name: Annotated[str, typer.Argument(help="Secret name.")] = DEFAULT_PINECONE_SECRET,
-    from_stdin: Annotated[bool, typer.Option(help="Read the value from stdin.")] = False,
+    from_stdin: Annotated[
+        bool, typer.Option("--from-stdin", help="Read the value from stdin.")
+    ] = False,
     region: Region = None,
 ) -> None:
     """Store a secret (the Pinecone API key by default); prompts without echo."""
@@ -201,10 +205,14 @@ def put_secret(
 @aws_app.command("new-api-key")
 def new_api_key(
     name: Annotated[str, typer.Argument(help="API-keys secret name.")] = DEFAULT_API_KEY_SECRET,
-    replace: Annotated[bool, typer.Option(help="Drop the keys stored before.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Drop the keys stored before.")
+    ] = False,
     region: Region = None,
 ) -> None:
-    """Generate an API key, add it to the secret ({"api_keys": [...]}) and print it once."""
+    """Generate an API key, add it to the API-keys secret and print it once.
+
+    The secret holds JSON: an object whose "api_keys" is the list of valid keys."""
     from fashion_search.api.auth import parse_secret
 
     current = _secret_value(name, region)
@@ -219,8 +227,9 @@ def stack_env(
     stack: Annotated[str, typer.Option(help="Stack name.")] = "fashion-search",
     region: Region = None,
 ) -> None:
-    """Print `export FASHION_SEARCH_...=...` lines for the deployed stack (for `load`,
-    `reconcile` or `serve` against AWS from this machine)."""
+    """Print the deployed stack's settings as `export FASHION_SEARCH_...` lines.
+
+    For `load`, `reconcile` or `serve` against AWS from this machine."""
     client = _client("cloudformation", region)
     (described,) = client.describe_stacks(StackName=stack)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}

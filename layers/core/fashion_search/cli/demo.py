@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from fashion_search.cli._report import finish, ingest_problems, load_problems, say
 from fashion_search.demo.catalog import DEFAULT_SEED
 from fashion_search.errors import InvalidInput
 
@@ -33,7 +34,8 @@ def demo_command(
     api_port: Annotated[int, typer.Option(help="Preferred API port.")] = 8000,
     ui_port: Annotated[int, typer.Option(help="Preferred UI port.")] = 8501,
     prepare_only: Annotated[
-        bool, typer.Option(help="Generate, load and ingest, then exit (no servers).")
+        bool,
+        typer.Option("--prepare-only", help="Generate, load and ingest, then exit (no servers)."),
     ] = False,
 ) -> None:
     """Generate a catalog, ingest it with the demo model, start the API and the UI.
@@ -63,19 +65,22 @@ def demo_command(
         typer.echo(f"catalog: {paths.styles_csv} (reused)")
     ingestor = demo.open_ingestor(settings)
     typer.echo(f"model: {ingestor.embedder.model_id} ({bundle})")
-    with (
-        tqdm(total=None if catalog else products, desc="load  ", unit="img") as load_bar,
-        tqdm(desc="ingest", unit="img") as ingest_bar,
-    ):
-        loaded, counts = demo.load_and_ingest(
-            ingestor, paths, on_load=load_bar.update, on_ingest=ingest_bar.update
-        )
+    # One bar after the other, each closed before the next starts: two live bars share one
+    # line wherever the output is not a terminal that moves the cursor (a log, CI, a pipe).
+    with tqdm(total=None if catalog else products, desc="load catalog", unit="img") as bar:
+        loaded = demo.load_catalog(ingestor, paths, on_progress=bar.update)
+    with tqdm(desc="index images", unit="img") as bar:
+        indexed = demo.catch_up(ingestor, paths, on_progress=bar.update)
     typer.echo(
-        f"loaded {loaded.loaded} new, {loaded.unchanged} unchanged; ingest: {json.dumps(counts)}; "
+        f"loaded {loaded.loaded} new, {loaded.unchanged} unchanged; "
+        f"ingest: {json.dumps(indexed.counts)}; "
         f"index holds {ingestor.stores.vectors.count(namespace=ingestor.stores.namespace)} images"
     )
+    problems = load_problems(loaded) + ingest_problems(indexed.problems)
     if prepare_only:
+        finish(problems)
         return
+    say(problems)  # the demo still starts: what is indexed is searchable
     ui_app = Path("streamlit_app/app.py").resolve() if ui else None
     if ui_app is not None and not ui_app.is_file():
         typer.echo(
@@ -122,9 +127,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def demo_catalog_command(
     out: Annotated[Path, typer.Option(help="Folder for styles.csv and images/.")],
-    products: Annotated[int, typer.Option(min=1, max=100_000)] = 1500,
-    seed: int = DEFAULT_SEED,
-    image_size: Annotated[int, typer.Option(min=32, max=512)] = 96,
+    products: Annotated[int, typer.Option(min=1, max=100_000, help="Catalog size.")] = 1500,
+    seed: Annotated[int, typer.Option(help="Catalog seed.")] = DEFAULT_SEED,
+    image_size: Annotated[int, typer.Option(min=32, max=512, help="Image side in pixels.")] = 96,
 ) -> None:
     """Only write the demo catalog (Kaggle styles.csv format) to OUT."""
     from fashion_search.demo.catalog import generate_catalog

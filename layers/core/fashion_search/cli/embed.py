@@ -38,7 +38,9 @@ def embed_command(
         Path | None, typer.Option("--model", help="Bundle directory (default: settings).")
     ] = None,
 ) -> None:
-    """Print one JSON object per input: {"input", "embedding"} or {"input", "error"}."""
+    """Embed texts or images with the configured model; print one JSON line per input.
+
+    Each line holds "input" and "embedding", or "input" and "error"."""
     from fashion_search.model.embedder import OnnxClipEmbedder
 
     texts, images = text or [], image or []

@@ -15,7 +15,7 @@ from fashion_search.eval.split import Subset
 def eval_command(
     catalog: Annotated[Path, typer.Option(help="A Kaggle-format styles.csv.")],
     images: Annotated[
-        Path | None, typer.Option(help="Images folder ({id}.jpg); default: images/ beside the CSV.")
+        Path | None, typer.Option(help="Images folder (ID.jpg); default: images/ beside the CSV.")
     ] = None,
     model: Annotated[Path, typer.Option(help="Model bundle (immich layout).")] = Path(
         "models/demo"
@@ -27,12 +27,14 @@ def eval_command(
         list[Subset] | None,
         typer.Option(help="all, train, heldout, unseen or test (repeatable); default: all."),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N products.")] = None,
-    threads: Annotated[int | None, typer.Option(help="onnxruntime threads.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N products.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="onnxruntime threads.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
 ) -> None:
-    """Marqo's protocol: text->image R@1/R@10/MRR (productDisplayName as query, products scored
-    0.9*image + 0.1*text), category/colour->product P@1/P@10, image->image precision@k."""
+    """Measure a model bundle's retrieval quality on a styles.csv catalog (Marqo's protocol).
+
+    text->image R@1/R@10/MRR (productDisplayName as query, products scored 0.9*image + 0.1*text),
+    category/colour->product P@1/P@10, image->image precision@k."""
     from tqdm import tqdm
 
     from fashion_search.eval.report import bar_chart, markdown, table

@@ -10,7 +10,9 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from fashion_search.errors import InvalidInput
+from fashion_search.cli._checks import require_home
+from fashion_search.cli._report import finish, ingest_problems, load_problems, say
+from fashion_search.ingest.outcome import IngestOutcome
 from fashion_search.settings import Home, Settings
 
 
@@ -40,7 +42,12 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def ingest_cmd(
-    path: Annotated[Path, typer.Argument(help="A folder of images (or the images folder itself).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, file_okay=False, help="A folder of images (or the images folder itself)."
+        ),
+    ],
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Events per batch.")] = 64,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the summary here.")
@@ -54,8 +61,6 @@ def ingest_cmd(
         ingest_keys,
     )
 
-    if not path.is_dir():
-        raise InvalidInput(f"{path} is not a folder", field="path")
     settings = Settings()
     ingestor = _ingestor(settings)
     stores = ingestor.stores
@@ -64,12 +69,12 @@ def ingest_cmd(
     if settings.home is Home.EMBEDDED and _inside(path, root):
         total = sum(1 for _ in files_under(path))
         with tqdm(total=total, desc="ingest", unit="img") as bar:
-            summary.update(
-                ingest_folder(
-                    ingestor, root, under=path, batch_size=batch_size, on_progress=bar.update
-                )
+            done = ingest_folder(
+                ingestor, root, under=path, batch_size=batch_size, on_progress=bar.update
             )
+        summary.update(done.counts)
         _emit(summary, json_path)
+        finish(ingest_problems(done.problems))
         return
     total = sum(1 for _ in files_under(path))
     with tqdm(total=total, desc="copy", unit="file") as bar:
@@ -77,15 +82,17 @@ def ingest_cmd(
             stores.blobs, path, prefix=stores.ingest_prefix, on_progress=bar.update
         )
     summary.update(copied=len(copied.copied), unchanged=len(copied.unchanged))
+    problems: list[IngestOutcome] = []
     if settings.home is Home.AWS:
         summary["note"] = "uploaded under the ingest prefix; the ingest function indexes them"
     else:
         keys = copied.copied + copied.unchanged
         with tqdm(total=len(keys), desc="ingest", unit="img") as bar:
-            summary.update(
-                ingest_keys(ingestor, root, keys, batch_size=batch_size, on_progress=bar.update)
-            )
+            done = ingest_keys(ingestor, root, keys, batch_size=batch_size, on_progress=bar.update)
+        summary.update(done.counts)
+        problems = done.problems
     _emit(summary, json_path)
+    finish(ingest_problems(problems))
 
 
 def watch_cmd(
@@ -96,9 +103,12 @@ def watch_cmd(
         bool, typer.Option(help="First ingest what changed while not watching.")
     ] = True,
 ) -> None:
-    """Watch the embedded images folder and index changes as they happen (Ctrl-C stops)."""
+    """Watch the embedded images folder and index changes as they happen (Ctrl-C stops).
+
+    Exits 1 at the end when images are left FAILED or to retry (the catch-up's included)."""
+    from fashion_search.ingest.events import EventKind
     from fashion_search.ingest.oneshot import catch_up as catch_up_folder
-    from fashion_search.ingest.outcome import summarise
+    from fashion_search.ingest.outcome import LatestOutcomes, OutcomeStatus, summarise
     from fashion_search.ingest.watcher import FolderWatcher
 
     settings = Settings()
@@ -110,20 +120,46 @@ def watch_cmd(
         raise typer.Exit(2)
     ingestor = _ingestor(settings)
     root = settings.embedded.images_dir
-    if catch_up:
-        typer.echo(f"catch-up: {json.dumps(catch_up_folder(ingestor, root))}")
     watcher = FolderWatcher(ingestor, root, settle_s=settle)
+    latest = LatestOutcomes()
+    if catch_up:
+        done = catch_up_folder(ingestor, root)
+        typer.echo(f"catch-up: {json.dumps(done.counts)}")
+        say(ingest_problems(done.problems))
+        latest.add(done.problems)
+        for o in done.problems:  # the watcher tries these again, as it does its own retries
+            if o.status is OutcomeStatus.RETRY:
+                retry = watcher.changed if o.event.kind is EventKind.CREATED else watcher.removed
+                retry(root / o.event.key)
+
+    def on_batch(outcomes: list[IngestOutcome]) -> None:
+        latest.add(outcomes)
+        typer.echo(json.dumps(summarise(outcomes)))
+
     stop = threading.Event()
     typer.echo(f"watching {root} (Ctrl-C to stop)")
     try:
-        watcher.run(stop, on_batch=lambda out: typer.echo(json.dumps(summarise(out))))
+        watcher.run(stop, on_batch=on_batch)
     except KeyboardInterrupt:
         stop.set()
+    finish(ingest_problems(latest.problems()))
 
 
 def load_cmd(
-    styles_csv: Annotated[Path, typer.Argument(help="Kaggle styles.csv")],
-    images_dir: Annotated[Path, typer.Argument(help="Folder holding {id}.jpg")],
+    styles_csv: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="The catalog: a Kaggle-format styles.csv."
+        ),
+    ],
+    images_dir: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            help="Folder of the images, named ID.jpg (or .png, .webp).",
+        ),
+    ],
     limit: Annotated[int | None, typer.Option(min=1, help="Load only the first N rows.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent uploads.")] = 8,
     index: Annotated[bool, typer.Option(help="Embedded home: index the loaded images now.")] = True,
@@ -141,19 +177,23 @@ def load_cmd(
             styles_csv, images_dir, limit=limit
         )
     result: dict[str, Any] = {"load": summary.as_dict()}
+    problems: list[IngestOutcome] = []
     if index and settings.home is Home.EMBEDDED:
         from fashion_search.ingest.oneshot import ingest_keys
 
         root = settings.embedded.images_dir
         with tqdm(total=len(summary.keys), desc="index", unit="img") as bar:
-            result["index"] = ingest_keys(ingestor, root, summary.keys, on_progress=bar.update)
+            done = ingest_keys(ingestor, root, summary.keys, on_progress=bar.update)
+        result["index"] = done.counts
+        problems = done.problems
     _emit(result, json_path)
+    finish(load_problems(summary) + ingest_problems(problems))
 
 
 def reconcile_cmd(
     fix: Annotated[bool, typer.Option("--fix/--dry-run", help="Repair, or only report.")] = True,
     reembed_stale: Annotated[
-        bool, typer.Option(help="Re-embed items made by another model.")
+        bool, typer.Option("--reembed-stale", help="Re-embed items made by another model.")
     ] = False,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the report here.")
@@ -164,6 +204,7 @@ def reconcile_cmd(
     from fashion_search.ingest.reconcile import reconcile
 
     settings = Settings()
+    require_home(settings)
     with tqdm(desc="reconcile", unit="item") as bar:
         report = reconcile(
             _ingestor(settings), fix=fix, reembed_stale=reembed_stale, on_progress=bar.update

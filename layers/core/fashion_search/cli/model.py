@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-model_app = typer.Typer(help="Model bundles: pull, export, quantize, info.", no_args_is_help=True)
+model_app = typer.Typer(
+    help="Model bundles: train, pull, export, quantize, info.", no_args_is_help=True
+)
 
 
 def _model_group(app: typer.Typer) -> typer.Typer:
@@ -64,7 +66,9 @@ def pull_command(
     ] = None,
     revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Hugging Face cache directory.")] = None,
-    offline: Annotated[bool, typer.Option(help="Use only the local Hugging Face cache.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use only the local Hugging Face cache.")
+    ] = False,
 ) -> None:
     """Download an immich-layout bundle from the Hugging Face Hub and check that it loads."""
     from fashion_search.model.pull import default_destination, pull_bundle
@@ -88,7 +92,9 @@ def export_command(
     fixed_batch: Annotated[
         int | None, typer.Option(min=1, help="Fix the batch axis (default: dynamic).")
     ] = None,
-    offline: Annotated[bool, typer.Option(help="hf: only local files, no download.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="hf: only local files, no download.")
+    ] = False,
 ) -> None:
     """Export a Hugging Face or open_clip CLIP to the bundle layout (needs the export extra)."""
     from fashion_search.errors import ConfigError
@@ -111,7 +117,9 @@ def export_command(
 def quantize_command(
     source: Annotated[Path, typer.Argument(help="An fp32 bundle.")],
     dest: Annotated[Path, typer.Argument(help="Where to write the int8 bundle.")],
-    per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = False,
+    per_channel: Annotated[
+        bool, typer.Option("--per-channel", help="Per-channel weight scales.")
+    ] = False,
 ) -> None:
     """Write an int8 (dynamic quantisation) copy of a bundle."""
     from fashion_search.model.quantize import quantize_bundle

@@ -47,7 +47,9 @@ def serve_command(
         str | None, typer.Option(help="Bind address (default settings.api.host).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default settings.api.port).")] = None,
-    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Restart on code changes (development).")
+    ] = False,
 ) -> None:
     """Run the search API (FastAPI) with uvicorn."""
     import uvicorn

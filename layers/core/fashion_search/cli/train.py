@@ -15,7 +15,9 @@ import typer
 
 from fashion_search.errors import ConfigError
 
-model_app = typer.Typer(help="Model bundles: train, export, pull.", no_args_is_help=True)
+model_app = typer.Typer(
+    help="Model bundles: train, pull, export, quantize, info.", no_args_is_help=True
+)
 
 
 def _model_group(app: typer.Typer) -> typer.Typer:
@@ -32,17 +34,17 @@ def train_command(
     catalog: Annotated[Path, typer.Option(help="A Kaggle-format styles.csv.")],
     out: Annotated[Path, typer.Option(help="Bundle directory to write (replaced if present).")],
     images: Annotated[
-        Path | None, typer.Option(help="Images folder ({id}.jpg); default: images/ beside the CSV.")
+        Path | None, typer.Option(help="Images folder (ID.jpg); default: images/ beside the CSV.")
     ] = None,
     init: Annotated[
         Path | None, typer.Option(help="Fine-tune from this bundle (written by model train).")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 40,
-    batch_size: Annotated[int, typer.Option(min=2)] = 128,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the catalog.")] = 40,
+    batch_size: Annotated[int, typer.Option(min=2, help="Image-text pairs per step.")] = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate (use ~5e-4 to fine-tune).")] = 2e-3,
-    seed: int = 0,
-    image_size: Annotated[int, typer.Option(min=16)] = 64,
-    embed_dim: Annotated[int, typer.Option(min=8)] = 128,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    image_size: Annotated[int, typer.Option(min=16, help="Image side in pixels.")] = 64,
+    embed_dim: Annotated[int, typer.Option(min=8, help="Embedding dimension.")] = 128,
     holdout: Annotated[
         bool, typer.Option(help="Keep held-out products and unseen combinations out of training.")
     ] = True,

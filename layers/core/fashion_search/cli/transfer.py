@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
+from fashion_search.cli._checks import require_home
 from fashion_search.errors import ConfigError
 from fashion_search.settings import ENV_PREFIX, EmbeddedSettings, Home, Settings
 from fashion_search.types import ItemStatus
@@ -62,7 +63,7 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the sum
 def reindex_cmd(
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Vectors per upsert.")] = 100,
     prune: Annotated[
-        bool, typer.Option(help="Also delete index ids that no catalog item owns.")
+        bool, typer.Option("--prune", help="Also delete index ids that no catalog item owns.")
     ] = False,
     model_id: ModelIdOpt = None,
     dimension: DimensionOpt = None,
@@ -73,6 +74,7 @@ def reindex_cmd(
     from fashion_search.transfer.reindex import reindex
 
     settings = Settings()
+    require_home(settings)
     mid, dim = _model_identity(settings, model_id=model_id, dimension=dimension)
     # A damaged embedded index (IndexDamaged on a plain open) is emptied where damaged and rebuilt.
     with open_stores(settings, dimension=dim, rebuilding_index=True) as stores:
@@ -95,7 +97,10 @@ def migrate_cmd(
         typer.Option(help="--to embedded: the folder to copy into (default: the configured)."),
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue an interrupted migration: copy only what is missing.")
+        bool,
+        typer.Option(
+            "--resume", help="Continue an interrupted migration: copy only what is missing."
+        ),
     ] = False,
     verify_sample: Annotated[
         int, typer.Option(min=0, help="Vectors compared between the homes at the end.")

@@ -20,7 +20,7 @@ from fashion_search.demo.services import Service, api_service, free_port, stop_a
 from fashion_search.errors import BundleError
 from fashion_search.ingest.loader import CatalogLoader, LoadSummary
 from fashion_search.ingest.oneshot import ingest_folder
-from fashion_search.ingest.outcome import IngestOutcome
+from fashion_search.ingest.outcome import IngestOutcome, IngestReport
 from fashion_search.ingest.pipeline import Ingestor
 from fashion_search.ingest.watcher import FolderWatcher
 from fashion_search.settings import ENV_PREFIX, Home, Settings
@@ -106,19 +106,32 @@ def open_ingestor(settings: Settings) -> Ingestor:
     return Ingestor(open_stores(settings, dimension=embedder.dim), embedder, settings=settings)
 
 
+def load_catalog(
+    ingestor: Ingestor, paths: DemoPaths, *, on_progress: Progress | None = None
+) -> LoadSummary:
+    """The loader: tags into the catalog, images into the drop folder."""
+    return CatalogLoader(ingestor.stores, on_progress=on_progress).load(
+        paths.styles_csv, paths.source_images
+    )
+
+
+def catch_up(
+    ingestor: Ingestor, paths: DemoPaths, *, on_progress: Progress | None = None
+) -> IngestReport:
+    """The folder watcher's catch-up over the drop folder: indexes what is not indexed yet."""
+    return ingest_folder(ingestor, paths.drop_folder, on_progress=on_progress)
+
+
 def load_and_ingest(
     ingestor: Ingestor,
     paths: DemoPaths,
     *,
     on_load: Progress | None = None,
     on_ingest: Progress | None = None,
-) -> tuple[LoadSummary, dict[str, int]]:
+) -> tuple[LoadSummary, IngestReport]:
     """Loader (tags + images into the drop folder), then the watcher's catch-up over it."""
-    loaded = CatalogLoader(ingestor.stores, on_progress=on_load).load(
-        paths.styles_csv, paths.source_images
-    )
-    counts = ingest_folder(ingestor, paths.drop_folder, on_progress=on_ingest)
-    return loaded, counts
+    loaded = load_catalog(ingestor, paths, on_progress=on_load)
+    return loaded, catch_up(ingestor, paths, on_progress=on_ingest)
 
 
 def child_env(settings: Settings, base_env: Mapping[str, str], *, api_url: str) -> dict[str, str]:

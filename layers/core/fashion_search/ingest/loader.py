@@ -176,5 +176,10 @@ class CatalogLoader:
             blobs.put(key, data, content_type=content_type, metadata=metadata)
             return "loaded"
         except Exception as exc:
-            log.warning("upload failed", extra={"image_id": row.id, "reason": _reason(exc)})
+            log.warning(
+                "upload of %s failed: %s",
+                row.id,
+                _reason(exc),
+                extra={"image_id": row.id, "reason": _reason(exc)},
+            )
             return _reason(exc)

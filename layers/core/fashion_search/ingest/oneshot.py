@@ -18,7 +18,7 @@ from pathlib import Path
 from fashion_search.errors import InvalidInput
 from fashion_search.ingest.events import BlobEvent
 from fashion_search.ingest.folder import created_event, is_ignored, scan
-from fashion_search.ingest.outcome import IngestOutcome, summarise
+from fashion_search.ingest.outcome import IngestOutcome, IngestReport, report
 from fashion_search.ingest.pipeline import Ingestor
 from fashion_search.ingest.vanished import find_vanished, remove_vanished
 from fashion_search.stores.blobs import BlobStore
@@ -77,7 +77,7 @@ def ingest_folder(
     under: Path | None = None,
     batch_size: int = 64,
     on_progress: Callable[[int], None] | None = None,
-) -> dict[str, int]:
+) -> IngestReport:
     """Ingest every file below ``under`` (default ``root``), the embedded images folder."""
     return _run(ingestor, list(scan(root, under)), batch_size, on_progress)
 
@@ -88,19 +88,22 @@ def catch_up(
     *,
     batch_size: int = 64,
     on_progress: Callable[[int], None] | None = None,
-) -> dict[str, int]:
+) -> IngestReport:
     """What changed in the embedded images folder while nothing watched it: every file is
     ingested (unchanged ones are recognised and skipped), and items whose file is gone are
     removed from the index and the catalog."""
-    summary = ingest_folder(ingestor, root, batch_size=batch_size, on_progress=on_progress)
+    done = ingest_folder(ingestor, root, batch_size=batch_size, on_progress=on_progress)
     catalog = ingestor.stores.catalog
     items = [*catalog.by_status(ItemStatus.INDEXED), *catalog.by_status(ItemStatus.PENDING)]
-    removed = summarise(
+    removed = report(
         remove_vanished(
             ingestor, find_vanished(ingestor.stores.blobs, items), batch_size=batch_size
         )
     )
-    return {status: count + removed[status] for status, count in summary.items()}
+    return IngestReport(
+        {status: count + removed.counts[status] for status, count in done.counts.items()},
+        done.problems + removed.problems,
+    )
 
 
 def ingest_keys(
@@ -110,7 +113,7 @@ def ingest_keys(
     *,
     batch_size: int = 64,
     on_progress: Callable[[int], None] | None = None,
-) -> dict[str, int]:
+) -> IngestReport:
     """Ingest the files at ``keys`` of the embedded images folder ``root``."""
     events = [ev for k in keys if (ev := created_event(root, k)) is not None]
     return _run(ingestor, events, batch_size, on_progress)
@@ -121,11 +124,11 @@ def _run(
     events: list[BlobEvent],
     batch_size: int,
     on_progress: Callable[[int], None] | None,
-) -> dict[str, int]:
+) -> IngestReport:
     outcomes: list[IngestOutcome] = []
     for start in range(0, len(events), batch_size):
         batch = events[start : start + batch_size]
         outcomes.extend(ingestor.handle(batch))
         if on_progress is not None:
             on_progress(len(batch))
-    return summarise(outcomes)
+    return report(outcomes)

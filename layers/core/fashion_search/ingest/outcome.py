@@ -39,3 +39,38 @@ def summarise(outcomes: Iterable[IngestOutcome]) -> dict[str, int]:
 def failed_sources(outcomes: Iterable[IngestOutcome]) -> set[str]:
     """Source ids (SQS message ids) with at least one event to retry."""
     return {o.event.source_id for o in outcomes if o.needs_retry and o.event.source_id}
+
+
+PROBLEMS = (OutcomeStatus.FAILED, OutcomeStatus.RETRY)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """A one-shot ingest's counts and the events that did not make it (FAILED or RETRY)."""
+
+    counts: dict[str, int]
+    problems: list[IngestOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def report(outcomes: Iterable[IngestOutcome]) -> IngestReport:
+    done = list(outcomes)
+    return IngestReport(summarise(done), [o for o in done if o.status in PROBLEMS])
+
+
+class LatestOutcomes:
+    """The last outcome per blob key over many batches (the watcher's session): an event left to
+    retry that a later batch indexed is no longer a problem."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, IngestOutcome] = {}
+
+    def add(self, outcomes: Iterable[IngestOutcome]) -> None:
+        for o in outcomes:
+            self._latest[o.event.key] = o
+
+    def problems(self) -> list[IngestOutcome]:
+        return [o for o in self._latest.values() if o.status in PROBLEMS]

@@ -139,9 +139,11 @@ class Ingestor:
         level = logging.WARNING if status in (_S.RETRY, _S.FAILED) else logging.INFO
         log.log(
             level,
-            "ingest %s %s",
+            "ingest %s %s: %s%s",  # the key and the reason too, for a plain-text log
             ev.kind.value,
             status.value,
+            ev.key,
+            f" ({reason})" if reason else "",
             extra={"image_id": image_id, "key": ev.key, "status": status.value, "reason": reason},
         )
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge, StoreError
 from fashion_search.stores.blobs import check_key, normalise_metadata
+from fashion_search.stores.disk import disk_full, is_disk_full
 from fashion_search.stores.durable import fsync_dir
 from fashion_search.types import BlobInfo
 
@@ -91,6 +92,8 @@ class FolderBlobStore:
                 f"blob key {key!r} clashes with a folder or file already in the store", field="key"
             ) from exc
         except OSError as exc:  # disk full, permissions
+            if is_disk_full(exc):
+                raise disk_full(path, exc) from exc
             raise StoreError(f"cannot write blob {key!r}: {exc.strerror or exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)

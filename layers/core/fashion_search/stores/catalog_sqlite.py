@@ -10,6 +10,7 @@ loss can drop the last commits, and never corrupts the file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,6 +26,7 @@ from fashion_search.stores.catalog import (
     decode_embedding,
     encode_embedding,
 )
+from fashion_search.stores.disk import disk_full, is_disk_full
 from fashion_search.types import CatalogItem, ItemStatus, now
 
 SCHEMA_VERSION = 2
@@ -58,6 +60,15 @@ _COLUMNS = (
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM items"
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already: on SQLITE_FULL (and some I/O
+    errors) it rolls back by itself, and a second ROLLBACK ("cannot rollback - no transaction is
+    active") would hide the error that matters."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the caller re-raises the original error
+            conn.execute("ROLLBACK")
+
+
 class SqliteCatalog:
     """``Catalog`` port over one SQLite file (created, or migrated to ``SCHEMA_VERSION``)."""
 
@@ -86,6 +97,8 @@ class SqliteCatalog:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.DatabaseError as exc:
+                if is_disk_full(exc):
+                    raise disk_full(self.path, exc) from exc
                 raise StoreError(f"cannot open catalog {self.path}: {exc}") from exc
             self._local.conn, self._local.pid = conn, os.getpid()
             with self._lock:
@@ -111,9 +124,11 @@ class SqliteCatalog:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.path, exc) from exc
             raise StoreError(f"catalog {self.path} is not a usable catalog: {exc}") from exc
 
     def _version(self, conn: sqlite3.Connection) -> int:
@@ -152,6 +167,8 @@ class SqliteCatalog:
         try:
             return self._conn().execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.path, exc) from exc
             raise TransientStoreError(f"catalog read failed: {exc}") from exc
 
     def _write(self, fn: Any, *args: Any) -> Any:
@@ -161,12 +178,14 @@ class SqliteCatalog:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn, *args)
+                conn.execute("COMMIT")  # can fail too (a full disk): roll back then as well
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
-            conn.execute("COMMIT")
             return result
         except sqlite3.OperationalError as exc:  # "database is locked" past the busy timeout
+            if is_disk_full(exc):
+                raise disk_full(self.path, exc) from exc
             raise TransientStoreError(f"catalog write failed: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"catalog write failed: {exc}") from exc

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_search.errors import IndexDamaged, InvalidInput, StoreError
+from fashion_search.stores.disk import disk_full, is_disk_full
 from fashion_search.stores.vectors_matrix import REPAIR, Segment, segment_problem
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class IndexStorage:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
         except (sqlite3.Error, OSError) as exc:
+            if is_disk_full(exc):
+                raise disk_full(self._path, exc) from exc
             raise StoreError(f"cannot open the vector index at {self._path}: {exc}") from exc
         try:
             self._check_meta()
@@ -231,9 +234,14 @@ class IndexStorage:
                     self._db.execute("UPDATE meta SET value = ? WHERE key='seq'", (str(seq),))
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # SQLite has already rolled back after SQLITE_FULL; a second ROLLBACK would
+                    # replace the real error with "cannot rollback - no transaction is active".
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
             except (sqlite3.Error, OSError) as exc:
+                if is_disk_full(exc):
+                    raise disk_full(self._path, exc) from exc
                 raise StoreError(f"vector {what} failed: {exc}") from exc
 
     def _namespace_row(self, namespace: str, *, create: bool) -> tuple[int, int, int, int] | None:
