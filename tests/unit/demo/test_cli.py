@@ -77,3 +77,42 @@ def test_demo_catalog_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFix
     main(["demo-catalog", "--out", str(tmp_path), "--products", "5"])
     assert len(list((tmp_path / "images").glob("*.jpg"))) == 5
     assert "wrote" in capsys.readouterr().out
+
+
+def _bars_per_line(stderr: str) -> list[set[str]]:
+    """The progress bars drawn on each output line (a bar redraws itself after a carriage
+    return; another bar on the same line is the defect)."""
+    lines = []
+    for line in stderr.split("\n"):
+        labels = {seg.split(":")[0].strip() for seg in line.split("\r") if "img" in seg}
+        if labels:
+            lines.append(labels)
+    return lines
+
+
+def test_demo_prepare_only_draws_its_bars_one_per_line(
+    tmp_path: Path, tiny_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "demo"
+    main(["demo", "--prepare-only", "--data-dir", str(data), "--products", "6",
+          "--model", str(tiny_bundle)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "index holds 6 images" in captured.out
+    assert "\x1b[A" not in captured.err  # no cursor-up: nothing is redrawn over another line
+    bars = _bars_per_line(captured.err)
+    assert all(len(labels) == 1 for labels in bars), bars
+    assert {label for labels in bars for label in labels} == {"load catalog", "index images"}
+
+
+def test_demo_prepare_only_exits_1_naming_what_was_not_indexed(
+    tmp_path: Path, tiny_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = generate_catalog(tmp_path / "own", products=4)
+    (own.parent / "images" / "10003.jpg").write_bytes(b"not a picture")
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--prepare-only", "--data-dir", str(tmp_path / "demo"), "--catalog",
+              str(own), "--model", str(tiny_bundle)])  # fmt: skip
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "not indexed: 1 images (1 failed, 0 left to retry)" in err
+    assert "\n    10003.jpg\n" in err

@@ -70,6 +70,25 @@ def test_free_port_skips_a_port_in_use() -> None:
         assert free_port(taken) != taken
 
 
+def test_free_port_takes_back_a_port_left_in_time_wait() -> None:
+    """A demo stopped a moment ago leaves its port in TIME_WAIT (the server closed first). The
+    servers bind with SO_REUSEADDR (uvicorn, tornado), so the port is free for them: a restart
+    keeps the same URL instead of moving to the next port."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's listener
+        server.bind((LOOPBACK, 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection((LOOPBACK, port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end of the connection waits
+        client.close()
+    with socket.socket() as probe:  # what a bind without SO_REUSEADDR sees
+        with pytest.raises(OSError):
+            probe.bind((LOOPBACK, port))
+    assert free_port(port) == port
+
+
 def _http_server(tmp_path: Path) -> Service:
     port = free_port(18700)
     argv = [sys.executable, "-m", "http.server", str(port), "--bind", LOOPBACK]

@@ -22,9 +22,14 @@ LOOPBACK = "127.0.0.1"
 
 
 def free_port(preferred: int, *, host: str = LOOPBACK, tries: int = 50) -> int:
-    """``preferred`` if nothing listens there, else the next free port above it."""
+    """``preferred`` if nothing listens there, else the next free port above it.
+
+    The probe binds with SO_REUSEADDR, as uvicorn and Streamlit's tornado do: a port whose last
+    connections are in TIME_WAIT (the demo stopped a moment ago) is free for them, so a quick
+    restart keeps its URLs. A port someone listens on still refuses the bind (Linux, macOS)."""
     for port in range(preferred, preferred + tries):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, port))
             except OSError:
