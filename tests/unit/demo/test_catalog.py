@@ -96,3 +96,27 @@ def test_regenerating_rewrites_nothing(tmp_path: Path) -> None:
 def test_a_catalog_needs_products(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="at least 1"):
         generate_catalog(tmp_path, products=0)
+
+
+def test_the_api_docs_examples_use_products_of_the_demo_catalog() -> None:
+    """docs/api.md's example ids (and the names shown with them) are in the catalog `make demo`
+    generates, so a reader can paste the examples against the demo."""
+    import inspect
+    import re
+
+    from fashion_search.cli.demo import demo_command
+
+    defaults = inspect.signature(demo_command).parameters
+    products = {
+        str(p.id): p
+        for p in iter_products(products=defaults["products"].default, seed=defaults["seed"].default)
+    }
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text(encoding="utf-8")
+    ids = set(re.findall(r'"image_id": "([^"]+)"', docs)) | set(
+        re.findall(r"/files/([^/\s\"']+)\.jpg", docs)
+    )
+    assert ids and ids <= set(products), ids - set(products)
+    for image_id, name in re.findall(
+        r'"image_id": "([^"]+)", "score": [\d.]+, "display_name": "([^"]+)"', docs
+    ):
+        assert products[image_id].display_name == name
