@@ -167,3 +167,39 @@ def test_ingest_at_a_full_disk_says_so_and_exits_1(
     assert "cannot rollback" not in err
     assert f"the disk is full writing {home.resolve() / 'catalog.sqlite'}" in err
     assert "left to retry" in err and "p" in err and "and run the command again" in err
+
+
+def test_watch_reports_what_its_catch_up_could_not_index_and_exits_1(
+    home: Path, tmp_path: Path
+) -> None:
+    """The console script as an operator runs it: catch-up, stopped (kill), the list, exit 1."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (home / "images").mkdir(parents=True)
+    (home / "images" / "ok.jpg").write_bytes(jpeg_bytes(3))
+    (home / "images" / "torn.jpg").write_bytes(jpeg_bytes(4)[:40])
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("fashion-search")), "watch", "--settle", "0.1"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait for the catch-up to finish, then stop it
+            line = proc.stdout.readline()
+            if not line or line.startswith("watching "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "not indexed: 1 images (1 failed, 0 left to retry)" in err and "\n    torn.jpg\n" in err

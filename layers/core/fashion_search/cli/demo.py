@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +12,7 @@ from typing import Annotated
 import typer
 
 from fashion_search.cli._report import finish, ingest_problems, load_problems, say
+from fashion_search.cli._signals import stop_on_signals
 from fashion_search.demo.catalog import DEFAULT_SEED
 from fashion_search.errors import InvalidInput
 
@@ -93,10 +93,7 @@ def demo_command(
     def on_batch(outcomes: list[IngestOutcome]) -> None:
         typer.echo(f"drop folder: {json.dumps(summarise(outcomes))}")
 
-    # Ctrl-C, kill (SIGTERM) and a closed terminal (SIGHUP) all end in the same clean stop, also
-    # when the shell started us with SIGINT ignored (a background job).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+    stop_on_signals()  # Ctrl-C, kill and a closed terminal: the same clean stop
     running = demo.start(
         ingestor, settings, paths,
         base_env=os.environ, ui_app=ui_app, api_port=api_port, ui_port=ui_port, on_batch=on_batch,
@@ -119,10 +116,6 @@ def demo_command(
     finally:
         running.stop()
     typer.echo("stopped.")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def demo_catalog_command(

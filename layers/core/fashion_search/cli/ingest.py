@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from fashion_search.cli._checks import require_home
 from fashion_search.cli._report import finish, ingest_problems, load_problems, say
+from fashion_search.cli._signals import stop_on_signals
 from fashion_search.ingest.outcome import IngestOutcome
 from fashion_search.settings import Home, Settings
 
@@ -137,8 +138,9 @@ def watch_cmd(
         typer.echo(json.dumps(summarise(outcomes)))
 
     stop = threading.Event()
-    typer.echo(f"watching {root} (Ctrl-C to stop)")
+    stop_on_signals()  # kill (SIGTERM) also ends with the report below
     try:
+        typer.echo(f"watching {root} (Ctrl-C to stop)")
         watcher.run(stop, on_batch=on_batch)
     except KeyboardInterrupt:
         stop.set()
