@@ -201,8 +201,10 @@ def reconcile_cmd(
         Path | None, typer.Option("--json", help="Also write the report here.")
     ] = None,
 ) -> None:
-    """Compare catalog, vector index and images; delete orphans, re-drive PENDING, restore
-    vectors, remove items whose image is gone."""
+    """Compare catalog, vector index and images, and repair what disagrees.
+
+    Deletes orphan vectors, re-drives PENDING items, restores missing vectors and removes items
+    whose image is gone."""
     from fashion_search.ingest.reconcile import reconcile
 
     settings = Settings()

@@ -19,7 +19,7 @@ from fashion_search.demo.catalog import DEFAULT_SEED, generate_catalog
 from fashion_search.demo.services import Service, api_service, free_port, stop_all, ui_service
 from fashion_search.errors import BundleError
 from fashion_search.ingest.loader import CatalogLoader, LoadSummary
-from fashion_search.ingest.oneshot import ingest_folder
+from fashion_search.ingest.oneshot import catch_up as oneshot_catch_up
 from fashion_search.ingest.outcome import IngestOutcome, IngestReport
 from fashion_search.ingest.pipeline import Ingestor
 from fashion_search.ingest.watcher import FolderWatcher
@@ -118,8 +118,9 @@ def load_catalog(
 def catch_up(
     ingestor: Ingestor, paths: DemoPaths, *, on_progress: Progress | None = None
 ) -> IngestReport:
-    """The folder watcher's catch-up over the drop folder: indexes what is not indexed yet."""
-    return ingest_folder(ingestor, paths.drop_folder, on_progress=on_progress)
+    """The folder watcher's catch-up over the drop folder: indexes what is not indexed yet and
+    removes what was deleted from it while the demo was not running."""
+    return oneshot_catch_up(ingestor, paths.drop_folder, on_progress=on_progress)
 
 
 def load_and_ingest(
