@@ -71,6 +71,9 @@ def lambda_env(
         "FASHION_SEARCH_API__PUBLIC_URL": PUBLIC,
         "FASHION_SEARCH_API__API_GATEWAY_BASE_PATH": "/prod",
         "FASHION_SEARCH_EMBEDDED__DATA_DIR": str(tmp_path / "data"),
+        # As template.yaml sets them (Globals + ApiFunction).
+        "POWERTOOLS_SERVICE_NAME": "fashion-search-api",
+        "POWERTOOLS_METRICS_NAMESPACE": "FashionSearch",
     }
     if request.param == "aws":
         request.getfixturevalue("s3_bucket")
@@ -183,3 +186,65 @@ def test_model_and_clients_load_once_per_container(
     for name in ("api_v2_text.json", "api_v2_upload.json", "api_rest_text.json"):
         assert module.handler(event(name), Context())["statusCode"] == 200
     assert loads == ["load"]
+
+
+def _stdout_json(text: str) -> list[dict[str, Any]]:
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            rows.append(json.loads(line))
+    return rows
+
+
+def test_each_request_is_logged_and_counted_in_emf_metrics(
+    lambda_env: str,
+    load_handler: Loader,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    module = load_handler()
+    capsys.readouterr()
+    caplog.clear()
+    assert module.handler(event("api_v2_text.json"), Context())["statusCode"] == 200
+    assert module.handler(event("api_v2_no_key.json"), Context())["statusCode"] == 401
+    # Powertools' Logger: one record per request with the Lambda context keys.
+    logs = [r for r in caplog.records if r.getMessage() == "request"]
+    assert [r.status for r in logs] == [200, 401]  # type: ignore[attr-defined]
+    assert {r.name for r in logs} == {"fashion-search-api"}
+    # Powertools' Metrics: one EMF document on stdout per invocation.
+    docs = [r for r in _stdout_json(capsys.readouterr().out) if "_aws" in r]
+    emf = [r for r in docs if "Requests" in r]
+    assert len(emf) == 2
+    assert all(
+        d["Namespace"] == "FashionSearch" for r in emf for d in r["_aws"]["CloudWatchMetrics"]
+    )
+    assert [r.get("Responses2xx") for r in emf] == [[1.0], None]
+    assert [r.get("Responses4xx") for r in emf] == [None, [1.0]]
+    assert all(r["Requests"] == [1.0] and r["service"] == "fashion-search-api" for r in emf)
+
+
+def test_after_a_snapstart_restore_clients_are_new_and_search_still_works(
+    lambda_env: str, load_handler: Loader
+) -> None:
+    import random
+
+    import snapshot_restore_py
+
+    module = load_handler()
+    before = module.app.state.searcher_provider.get()
+    state = random.getstate()
+    # What the runtime does in a restored environment: run the registered hooks in order.
+    registry = snapshot_restore_py._after_restore_registry
+    assert any(hook is module._after_restore for hook, *_ in registry)
+    random.setstate(state)
+    module._after_restore()
+    after = module.app.state.searcher_provider.get()
+    try:
+        assert random.getstate() != state  # re-seeded: restored copies do not share draws
+        assert after.embedder is before.embedder  # the loaded model is what the snapshot keeps
+        assert after.stores is not before.stores  # clients (credentials, connections) are new
+        response = module.handler(event("api_v2_text.json"), Context())
+        assert response["statusCode"] == 200, response["body"]
+        assert len(body_of(response)["results"]) == 2
+    finally:
+        before.stores.close()

@@ -163,6 +163,25 @@ def test_plain_s3_events_from_the_samples(app: ModuleType) -> None:
     assert app.INGESTOR.stores.vectors.count() == 0
 
 
+def test_a_delete_marker_on_the_versioned_bucket_removes_the_item(app: ModuleType) -> None:
+    """The template's bucket is versioned: a plain DELETE adds a delete marker and S3 sends
+    ObjectRemoved:DeleteMarkerCreated with the marker's versionId and no size or eTag
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
+    The s3:ObjectRemoved:* notification covers it; ingest must treat it as a removal."""
+    record = _event("ingest_s3_delete_marker.json")["Records"][0]
+    assert record["eventName"] == "ObjectRemoved:DeleteMarkerCreated"
+    assert "versionId" in record["s3"]["object"] and "eTag" not in record["s3"]["object"]
+    _put(app, KEY, jpeg_bytes(3))
+    assert app.lambda_handler(_event("ingest_s3_put.json"), FakeContext())["counts"]["indexed"] == 1
+    app.INGESTOR.stores.blobs.delete(KEY)
+    gone = app.lambda_handler(_event("ingest_s3_delete_marker.json"), FakeContext())
+    assert gone["counts"]["deleted"] == 1
+    assert app.INGESTOR.stores.vectors.count() == 0
+    # Through SQS, as deployed, the same record is one message and is acknowledged.
+    body = json.dumps(_event("ingest_s3_delete_marker.json"))
+    assert app.lambda_handler(_sqs(("m-marker", body)), FakeContext()) == {"batchItemFailures": []}
+
+
 def test_plain_s3_event_with_a_transient_failure_raises(app: ModuleType) -> None:
     _put(app, KEY, jpeg_bytes(3))
     app.INGESTOR.stores.vectors.fail_upserts = 1

@@ -98,13 +98,17 @@ def resolver(names: dict[str, str]) -> Callable[[Any], str]:
     lookup = {**names, **arns, "AWS::AccountId": ACCOUNT, "AWS::Region": REGION}
     lookup["AWS::Partition"] = "aws"
 
+    def name(key: str) -> str:
+        # Resources no recorded call touches (queues, log groups) stay placeholders.
+        return lookup.get(key, f"<{key}>")
+
     def resolve(value: Any) -> str:
         if isinstance(value, dict) and "Ref" in value:
-            return lookup[value["Ref"]]
+            return name(value["Ref"])
         if isinstance(value, dict) and "Fn::GetAtt" in value:
-            return lookup[".".join(value["Fn::GetAtt"])]
+            return name(".".join(value["Fn::GetAtt"]))
         if isinstance(value, dict) and "Fn::Sub" in value:
-            return re.sub(r"\$\{([^}]+)\}", lambda m: lookup[m.group(1)], value["Fn::Sub"])
+            return re.sub(r"\$\{([^}]+)\}", lambda m: name(m.group(1)), value["Fn::Sub"])
         return str(value)
 
     return resolve

@@ -27,6 +27,7 @@ from PIL import Image
 
 from infra.build_lambda import ROOT, UNZIPPED_LIMIT_BYTES, BuildError, BuildResult, build, report
 from tests.fakes.pinecone_api import FakePinecone
+from tests.infra import sam
 from tests.infra.iam import denied
 from tests.infra.lambda_stack import HandlerRun, MotoStack, run_handler
 
@@ -153,8 +154,8 @@ def http_api_event(path: str, body: dict[str, Any], *, api_key: str) -> dict[str
 def assert_policy_covers(run: HandlerRun, stack: MotoStack, logical_id: str) -> None:
     """Every AWS call the handler made is allowed by its policy in template.yaml."""
     assert run.calls, "the handler made no AWS call: nothing was checked"
-    policies = stack.template["Resources"][logical_id]["Properties"]["Policies"]
-    statements = [s for policy in policies for s in policy["Statement"]]
+    # The role CloudFormation gets after the SAM transform, not the template's own text.
+    statements = sam.function_statements(sam.translated_default(), logical_id)
     assert denied(run.calls, statements, stack.names()) == []
 
 

@@ -17,6 +17,7 @@ import pytest
 from fashion_search.settings import ENV_PREFIX, Settings
 
 from infra.build_lambda import ROOT, TEMPLATE, load_template, read_specs
+from tests.infra import sam
 
 # Stand-ins for pseudo parameters when a !Sub string is turned into a concrete ARN/name.
 PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws"}
@@ -52,12 +53,10 @@ def resolve(value: Any, template: dict[str, Any]) -> Any:
     return value
 
 
-def function_statements(fn: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for policy in fn["Properties"].get("Policies", []):
-        # SAM policy templates (S3CrudPolicy, ...) grant whole buckets/tables; only inline
-        # statements can be checked, so only inline statements are allowed.
-        assert isinstance(policy, dict) and "Statement" in policy, f"policy template {policy}"
-        yield from policy["Statement"]
+def function_statements(name: str) -> list[dict[str, Any]]:
+    """The statements of the function's execution role in the SAM-translated template (which
+    must be a role of this stack: SAM's generated roles would add managed policies)."""
+    return sam.function_statements(sam.translated_default(), name)
 
 
 def as_list(value: Any) -> list[Any]:
@@ -133,8 +132,8 @@ def test_no_function_can_write_to_the_trigger_prefix(template: dict[str, Any]) -
     trigger_object = f"arn:aws:s3:::{bucket_name(template)}/{prefix}some/new image.jpg"
     functions = resources_of(template, "AWS::Serverless::Function")
     assert functions
-    for name, fn in functions.items():
-        for stmt in function_statements(fn):
+    for name in functions:
+        for stmt in function_statements(name):
             if stmt["Effect"] != "Allow":
                 continue
             actions = as_list(stmt["Action"])
@@ -150,8 +149,8 @@ def test_no_function_can_write_to_the_trigger_prefix(template: dict[str, Any]) -
 
 def test_no_wildcard_allow_anywhere(template: dict[str, Any]) -> None:
     statements: list[dict[str, Any]] = []
-    for fn in resources_of(template, "AWS::Serverless::Function").values():
-        statements += list(function_statements(fn))
+    for name in resources_of(template, "AWS::Serverless::Function"):
+        statements += function_statements(name)
     for kind in ("AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy"):
         for res in resources_of(template, kind).values():
             statements += res["Properties"]["PolicyDocument"]["Statement"]
@@ -166,7 +165,7 @@ def test_no_wildcard_allow_anywhere(template: dict[str, Any]) -> None:
 
 def test_api_function_reads_only_and_never_scans(template: dict[str, Any]) -> None:
     api = template["Resources"]["ApiFunction"]
-    actions = [a for s in function_statements(api) for a in as_list(s["Action"])]
+    actions = [a for s in function_statements("ApiFunction") for a in as_list(s["Action"])]
     assert "dynamodb:Query" in actions and "dynamodb:GetItem" in actions
     assert "dynamodb:Scan" not in actions
     assert not set(actions) & {
@@ -189,7 +188,7 @@ def test_secrets_are_passed_by_name_only(template: dict[str, Any]) -> None:
         props = fn.get("Properties", fn)
         for name in props.get("Environment", {}).get("Variables", {}):
             assert not re.search(r"API_KEY($|S$)|PASSWORD|TOKEN", name), name
-    for stmt in function_statements(template["Resources"]["IngestFunction"]):
+    for stmt in function_statements("IngestFunction"):
         if "secretsmanager:GetSecretValue" in as_list(stmt["Action"]):
             for res in as_list(stmt["Resource"]):
                 assert resolve(res, template).endswith(
@@ -328,17 +327,54 @@ def test_runtime_tracing_powertools_and_outputs(template: dict[str, Any]) -> Non
     assert {"ApiUrl", "BucketName", "CatalogTableName"} <= set(template["Outputs"])
 
 
+def samconfig_overrides(config: dict[str, Any], env: str, command: str) -> dict[str, str]:
+    text = config[env][command]["parameters"]["parameter_overrides"]
+    return dict(item.split("=", 1) for item in text.split())
+
+
 def test_samconfig_overrides_are_valid_parameters(template: dict[str, Any]) -> None:
     import tomllib
 
     config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
-    deploy = config["default"]["deploy"]["parameters"]
-    assert "CAPABILITY_IAM" in deploy["capabilities"]
-    overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"].split())
-    assert overrides
-    for name, value in overrides.items():
-        spec = template["Parameters"][name]  # KeyError: samconfig names a parameter that is gone
-        if "AllowedPattern" in spec:
-            assert re.fullmatch(spec["AllowedPattern"], value), (name, value)
-        if "AllowedValues" in spec:
-            assert value in [str(v) for v in spec["AllowedValues"]], (name, value)
+    checked = 0
+    for env, commands in config.items():
+        if not isinstance(commands, dict):
+            continue  # version = 0.1
+        for command, section in commands.items():
+            if "parameter_overrides" not in section.get("parameters", {}):
+                continue
+            if command == "deploy":
+                assert "CAPABILITY_IAM" in section["parameters"]["capabilities"]
+            for name, value in samconfig_overrides(config, env, command).items():
+                spec = template["Parameters"][name]  # KeyError: a parameter that is gone
+                if "AllowedPattern" in spec:
+                    assert re.fullmatch(spec["AllowedPattern"], value), (env, name, value)
+                if "AllowedValues" in spec:
+                    assert value in [str(v) for v in spec["AllowedValues"]], (env, name, value)
+                checked += 1
+    assert checked >= 20
+
+
+def test_dev_and_prod_share_no_stack_data_secret_or_index() -> None:
+    """A dev deploy must not be able to write prod's bucket, catalog, secrets or index."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    dev, prod = (samconfig_overrides(config, env, "deploy") for env in ("dev", "prod"))
+    assert (
+        config["dev"]["global"]["parameters"]["stack_name"]
+        != (config["prod"]["global"]["parameters"]["stack_name"])
+    )
+    names = ("BucketNamePrefix", "PineconeIndexName", "PineconeSecretName", "ApiKeySecretName")
+    for name in names:
+        assert dev[name] != prod[name], name
+    # The deploy prefix for artifacts differs too, and prod releases are canaries.
+    assert (
+        config["dev"]["deploy"]["parameters"]["s3_prefix"]
+        != (config["prod"]["deploy"]["parameters"]["s3_prefix"])
+    )
+    assert prod["DeploymentType"] != "AllAtOnce"
+    assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    # A sync (dev only) targets the dev stack's names.
+    sync = samconfig_overrides(config, "dev", "sync")
+    assert all(sync[name] == dev[name] for name in names)

@@ -26,6 +26,7 @@ from tests.fixtures.ingest import (
     notify_queue,
     queue_arn,
 )
+from tests.fixtures.s3_permissions import answer_as_without_permissions
 
 INDEX = "fashion-ingest-test"
 MAX_RECEIVES = 2
@@ -235,3 +236,75 @@ def test_reconcile_removes_items_whose_object_is_gone(
     gone = stores.catalog.get("keep/1")
     assert gone is not None and gone.status is ItemStatus.DELETED
     assert reconcile(app.INGESTOR, fix=False).consistent
+
+
+def _polls_until_empty(app: ModuleType, queue_url: str) -> list[dict[str, Any]]:
+    responses = []
+    for _ in range(MAX_RECEIVES + 2):
+        response = poll(app, queue_url)
+        if response is None:
+            break
+        responses.append(response)
+    return responses
+
+
+def _put_then_vanish(s3_client: Any, bucket: str, key: str, queue_url: str) -> None:
+    """The object's create event is in the queue, the object is gone, and its remove event is
+    not (yet) there: what ingest meets when the delete lands between notification and read."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    s3_client.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes(4))
+    (created,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=created["ReceiptHandle"])
+    s3_client.delete_object(Bucket=bucket, Key=key)
+    sqs.purge_queue(QueueUrl=queue_url)  # drops the ObjectRemoved event
+    sqs.send_message(QueueUrl=queue_url, MessageBody=created["Body"])
+
+
+def test_an_object_deleted_before_ingest_reads_it_is_skipped_not_retried(
+    app: ModuleType, s3_client: Any, s3_bucket: str, queues: dict[str, str]
+) -> None:
+    """As deployed: S3 answers the vanished key with 403 (not 404). With ListBucket on the
+    ingest prefix (template.yaml, ListIngestPrefix) ingest sees it is gone and acknowledges."""
+    drain(app, queues["queue"])  # the bucket's s3:TestEvent
+    answer_as_without_permissions(
+        app.INGESTOR.stores.blobs._client, real=s3_client, list_bucket=True
+    )
+    _put_then_vanish(s3_client, s3_bucket, "images/gone.jpg", queues["queue"])
+    responses = _polls_until_empty(app, queues["queue"])
+    assert responses and all(r["batchItemFailures"] == [] for r in responses), responses
+    sqs = boto3.client("sqs", region_name=REGION)
+    assert "Messages" not in sqs.receive_message(QueueUrl=queues["dlq"])
+    item = app.INGESTOR.stores.catalog.get("gone")
+    assert item is None or item.status is not ItemStatus.FAILED
+
+
+def test_without_any_listbucket_the_403_is_retried_and_says_why(
+    app: ModuleType,
+    s3_client: Any,
+    s3_bucket: str,
+    queues: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    drain(app, queues["queue"])
+    answer_as_without_permissions(
+        app.INGESTOR.stores.blobs._client, real=s3_client, list_bucket=False
+    )
+    _put_then_vanish(s3_client, s3_bucket, "images/gone.jpg", queues["queue"])
+    response = poll(app, queues["queue"])
+    assert response is not None and response["batchItemFailures"]
+    reasons = [str(getattr(r, "reason", "")) for r in caplog.records]
+    assert any("403" in r and "s3:ListBucket" in r for r in reasons), reasons
+
+
+def test_a_real_denial_of_an_existing_object_is_retried(
+    app: ModuleType, s3_client: Any, s3_bucket: str, queues: dict[str, str]
+) -> None:
+    drain(app, queues["queue"])
+    answer_as_without_permissions(
+        app.INGESTOR.stores.blobs._client, real=s3_client, list_bucket=True, read_existing=False
+    )
+    s3_client.put_object(Bucket=s3_bucket, Key="images/locked.jpg", Body=jpeg_bytes(5))
+    response = poll(app, queues["queue"])
+    assert response is not None and response["batchItemFailures"]
+    item = app.INGESTOR.stores.catalog.get("locked")
+    assert item is None or item.status is not ItemStatus.INDEXED

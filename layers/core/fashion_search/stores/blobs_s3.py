@@ -21,6 +21,11 @@ from fashion_search.types import BlobInfo
 # any 5xx is treated the same.
 _TRANSIENT = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+# Without s3:ListBucket, S3 answers a missing key with 403, not 404 ("If you don't have the
+# s3:ListBucket permission, Amazon S3 returns an HTTP status code 403 Forbidden error",
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html). HEAD has no body, so
+# botocore's code is the bare status.
+_FORBIDDEN = {"403", "AccessDenied", "Forbidden"}
 
 
 class S3BlobStore:
@@ -41,7 +46,22 @@ class S3BlobStore:
         try:
             return getattr(self._client, op)(Bucket=self.bucket, **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"{op} s3://{self.bucket}/{key}") from exc
+            error = _translate(exc, f"{op} s3://{self.bucket}/{key}")
+            if op in {"head_object", "get_object"} and _code(exc) in _FORBIDDEN:
+                error = self._forbidden_or_gone(key, error)
+            raise error from exc
+
+    def _forbidden_or_gone(self, key: str, denied: FashionSearchError) -> FashionSearchError:
+        """A 403 on a read: ``NotFound`` when listing the key's prefix shows no such object
+        (deleted before it was read), else the denial itself, with what to grant."""
+        try:
+            page = self._client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        except (ClientError, BotoCoreError):
+            hint = " (a missing key also answers 403 without s3:ListBucket on its prefix)"
+            return type(denied)(denied.message + hint)
+        if any(obj.get("Key") == key for obj in page.get("Contents", [])):
+            return denied
+        return NotFound(f"no blob: s3://{self.bucket}/{key} (403 for a key that is not listed)")
 
     def put(
         self,
@@ -130,6 +150,12 @@ class S3BlobStore:
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"presign s3://{self.bucket}/{key}") from exc
         return url
+
+
+def _code(exc: ClientError | BotoCoreError) -> str:
+    return (
+        str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else ""
+    )
 
 
 def _etag(value: str | None) -> str | None:
