@@ -47,7 +47,7 @@ class AnnParams:
 
     min_vectors: int | None = 200_000  # live vectors from which a namespace gets one; None: never
     ef_search: int = 256  # HNSW beam width at query time: recall against latency
-    m: int = 32  # HNSW links per node
+    m: int = 16  # HNSW links per node (level 0: twice that)
     ef_construction: int = 80  # beam width while building
     candidates: int = 64  # graph hits re-scored exactly (at least top_k)
     exact_below: float = 0.02  # a filter keeping less than this share of rows: exact scan

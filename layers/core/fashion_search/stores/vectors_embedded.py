@@ -68,7 +68,7 @@ class EmbeddedVectorIndex(IndexStorage):
         drop_damaged: bool = False,
     ) -> None:
         super().__init__(path, dimension=dimension, drop_damaged=drop_damaged)
-        self._ann = ann or AnnParams()
+        self.ann = ann or AnnParams()  # public: replace it (say ef_search) to tune at run time
         self._filter_fields = frozenset(filter_fields)
 
     @property
@@ -175,7 +175,7 @@ class EmbeddedVectorIndex(IndexStorage):
             if graph is None:
                 rows, scores = exact_top(seg.matrix, q, mask, top_k)
             else:
-                rows, scores = ann_top(graph, seg.matrix, q, mask, top_k, self._ann)
+                rows, scores = ann_top(graph, seg.matrix, q, mask, top_k, self.ann)
             return self._matches(seg, rows, scores, include_metadata)
 
     def engine(self, *, namespace: str = "") -> str:
@@ -188,12 +188,12 @@ class EmbeddedVectorIndex(IndexStorage):
 
     def _keeper(self, seg: Segment) -> AnnKeeper | None:
         """The namespace's graph keeper once it is over the threshold (a job started if due)."""
-        threshold = self._ann.min_vectors
+        threshold = self.ann.min_vectors
         if seg.ann is None and (threshold is None or seg.n_live < threshold):
             return None
         if seg.ann is None:
             path = self._path / f"ann-{seg.nsid}-{seg.gen}.faiss"
-            seg.ann = AnnKeeper(path, self._dimension, self._ann, self._lock)
+            seg.ann = AnnKeeper(path, self._dimension, self.ann, self._lock)
         seg.ann.prepare(seg.matrix, seg.n_rows)
         return seg.ann
 
