@@ -13,7 +13,7 @@ import pytest
 from fashion_search.cli import main
 from fashion_search.errors import InvalidInput
 from fashion_search.home import Stores
-from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
 from fashion_search.transfer import reindex
 from fashion_search.types import ItemStatus, VectorRecord
 
@@ -41,8 +41,8 @@ def source(tmp_path: Path, tiny_embedder: Any) -> Iterator[Home]:
     home.close()
 
 
-def _rebuilt(source: Home, path: Path) -> Stores:
-    vectors = EmbeddedVectorIndex(path, dimension=source.stores.vectors.dimension)
+def _rebuilt(source: Home, path: Path, ann: AnnParams | None = None) -> Stores:
+    vectors = EmbeddedVectorIndex(path, dimension=source.stores.vectors.dimension, ann=ann)
     return Stores(NoBlobs(), source.stores.catalog, vectors, namespace="", ingest_prefix="")  # type: ignore[arg-type]
 
 
@@ -55,10 +55,13 @@ def _results(stores: Stores, vectors: list[np.ndarray]) -> list[list[tuple[str, 
     return out
 
 
+@pytest.mark.parametrize("engine", ["exact", "ann"])
 def test_reindex_into_an_empty_index_gives_the_same_results(
-    source: Home, tmp_path: Path, tiny_embedder: Any
+    source: Home, tmp_path: Path, tiny_embedder: Any, engine: str
 ) -> None:
-    rebuilt = _rebuilt(source, tmp_path / "rebuilt")
+    # "ann": the rebuilt index is over its (here tiny) threshold, so its graph answers.
+    ann = AnnParams(min_vectors=1, background=False) if engine == "ann" else None
+    rebuilt = _rebuilt(source, tmp_path / "rebuilt", ann)
     assert rebuilt.vectors.count() == 0
     seen: list[int] = []
     report = reindex(
@@ -76,6 +79,7 @@ def test_reindex_into_an_empty_index_gives_the_same_results(
     original = source.stores.vectors.fetch(ids)
     copy = rebuilt.vectors.fetch(ids)
     assert {i: r.metadata for i, r in copy.items()} == {i: r.metadata for i, r in original.items()}
+    assert rebuilt.vectors.engine() == engine  # type: ignore[attr-defined]
     rebuilt.vectors.close()  # type: ignore[attr-defined]
 
 

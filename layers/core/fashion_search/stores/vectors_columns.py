@@ -1,6 +1,6 @@
 """Columnar metadata for the embedded vector index: a compiled filter as numpy masks.
 
-Each metadata field a filter reads is built once per namespace (from SQLite's ``json_each``) into
+Each metadata field a filter reads is built once per namespace (from the slots' metadata JSON) into
 arrays indexed by row: presence, numbers (float64, like Pinecone), string codes, booleans, and
 (row, code) pairs for list-of-strings values. ``Columns.evaluate`` then runs the filter tree from
 ``filters.compile_filter`` as a handful of vectorised comparisons, with exactly the semantics of
@@ -10,7 +10,7 @@ arrays indexed by row: presence, numbers (float64, like Pinecone), string codes,
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,19 +85,21 @@ class Columns:
         else:
             col.num[row] = float(value)
 
-    def build(self, field: str, rows: Sequence[tuple[int, str, Any, str]], n_rows: int) -> None:
-        """Build ``field`` from ``(row, json type, atom, json text)`` tuples (SQLite json_each)."""
-        col = _Column(max(n_rows, 1))
-        for row, kind, atom, text in rows:
+    def build(self, fields: Collection[str], rows: Iterable[tuple[int, str]], n_rows: int) -> None:
+        """Build ``fields`` from ``(row, metadata JSON)`` pairs, in one pass over the metadata.
+
+        One ``json.loads`` a row serves every field: at 50k rows, eight fields took 1.4 s so
+        against 4 s for eight ``json_each`` scans (one a field), load average 13.
+        """
+        cols = {field: _Column(max(n_rows, 1)) for field in fields}
+        for row, text in rows:
             if row >= n_rows:  # committed after our snapshot: the next refresh adds it
                 continue
-            if kind == "array":
-                self._set(col, row, json.loads(text))
-            elif kind in ("true", "false"):
-                self._set(col, row, kind == "true")
-            else:
-                self._set(col, row, atom)
-        self._cols[field] = col
+            for field, value in json.loads(text).items():
+                col = cols.get(field)
+                if col is not None:
+                    self._set(col, row, value)
+        self._cols.update(cols)
 
     def add_row(self, row: int, metadata: Mapping[str, Any], n_rows: int) -> None:
         for field, col in self._cols.items():

@@ -211,13 +211,12 @@ class IndexStorage:
         return seg
 
     def _build_columns(self, seg: Segment, fields: set[str]) -> None:
-        for field in sorted(fields - seg.columns.fields):
+        missing = fields - seg.columns.fields
+        if missing:  # one pass over the metadata, however many fields
             rows = self._db.execute(
-                "SELECT s.row, j.type, j.atom, j.value FROM slots s, json_each(s.metadata) j "
-                "WHERE s.nsid = ? AND s.removed = 0 AND j.key = ?",
-                (seg.nsid, field),
-            ).fetchall()
-            seg.columns.build(field, rows, seg.n_rows)
+                "SELECT row, metadata FROM slots WHERE nsid = ? AND removed = 0", (seg.nsid,)
+            )
+            seg.columns.build(missing, rows, seg.n_rows)
 
     # -- writing -------------------------------------------------------------------------------
 
