@@ -83,6 +83,8 @@ class AwsSettings(BaseModel):
     ingest_prefix: str = "images/"
     table: str | None = None
     idempotency_table: str | None = None
+    # The stack's ingest queue (output IngestQueueUrl): where `aws backfill` sends its events.
+    ingest_queue_url: str | None = None
     pinecone_index: str | None = None
     # The *name* of the Secrets Manager secret holding the Pinecone API key, never the key.
     pinecone_secret_name: str | None = None

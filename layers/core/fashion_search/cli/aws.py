@@ -239,6 +239,7 @@ def stack_env(
         "AWS__BUCKET": outputs.get("BucketName"),
         "AWS__INGEST_PREFIX": outputs.get("IngestPrefix"),
         "AWS__TABLE": outputs.get("CatalogTableName"),
+        "AWS__INGEST_QUEUE_URL": outputs.get("IngestQueueUrl"),
         "AWS__PINECONE_INDEX": params.get("PineconeIndexName"),
         "AWS__PINECONE_SECRET_NAME": params.get("PineconeSecretName"),
         "API__PUBLIC_URL": outputs.get("ApiUrl"),
