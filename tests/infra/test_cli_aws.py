@@ -123,6 +123,7 @@ def test_env_prints_the_settings_of_a_deployed_stack(cli: typer.Typer, moto_aws:
         "Outputs": {
             "BucketName": {"Value": "my-images"},
             "CatalogTableName": {"Value": "my-table"},
+            "IngestQueueUrl": {"Value": "https://sqs.us-east-1.amazonaws.com/1/ingest"},
             "ApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/"},
         },
     }
@@ -136,3 +137,6 @@ def test_env_prints_the_settings_of_a_deployed_stack(cli: typer.Typer, moto_aws:
     assert "export FASHION_SEARCH_AWS__BUCKET='my-images'" in lines
     assert "export FASHION_SEARCH_AWS__TABLE='my-table'" in lines
     assert "export FASHION_SEARCH_AWS__PINECONE_INDEX='idx'" in lines
+    # `aws backfill` sends to the stack's ingest queue.
+    queue = "https://sqs.us-east-1.amazonaws.com/1/ingest"
+    assert f"export FASHION_SEARCH_AWS__INGEST_QUEUE_URL='{queue}'" in lines

@@ -387,3 +387,54 @@ def test_throttling_is_retried_and_never_marked_failed(
         QueueUrl=queues["dlq"], WaitTimeSeconds=0
     )
     assert "Messages" not in dead
+
+
+def test_bulk_load_into_aws_uploads_once_and_lets_the_cloud_embed(
+    app: ModuleType,
+    s3_client: Any,
+    s3_bucket: str,
+    queues: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.fixtures.ingest import notify_queue
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    notify_queue(s3_client, sqs, bucket=s3_bucket, queue_url=queues["queue"])
+    sqs.purge_queue(QueueUrl=queues["queue"])  # the s3:TestEvent
+    images = tmp_path / "images"
+    images.mkdir()
+    lines = []
+    for i in range(40):
+        (images / f"{1000 + i}.jpg").write_bytes(jpeg_bytes(i, size=8))
+        lines.append(f"{1000 + i},Men,Apparel,Topwear,Shirts,Blue,Fall,2011,Casual,Shirt {i}")
+    styles = tmp_path / "styles.csv"
+    header = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,"
+    styles.write_text(header + "productDisplayName\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    # No model on this machine: the upload must not need one (the cloud embeds).
+    monkeypatch.setenv("FASHION_SEARCH_MODEL__BUNDLE", str(tmp_path / "no-model-here"))
+
+    def load(*extra: str) -> dict[str, Any]:
+        capsys.readouterr()
+        main(["load", str(styles), str(images), *extra])
+        return dict(json.loads(capsys.readouterr().out)["load"])
+
+    def messages() -> int:
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=queues["queue"], AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+    assert load("--limit", "15")["loaded"] == 15  # the first run stopped after 15 rows
+    again = load()  # the rerun uploads only the rest: one S3 event per image, no more
+    assert (again["loaded"], again["unchanged"]) == (25, 15)
+    assert messages() == 40
+    assert drain(app, queues["queue"]) == 0
+    catalog = app.INGESTOR.stores.catalog
+    assert catalog.count(ItemStatus.INDEXED) == 40
+    item = catalog.get("1007")
+    assert item is not None and item.display_name == "Shirt 7" and item.tags["baseColour"] == "Blue"
+    final = load()  # nothing uploaded, so nothing is embedded again
+    assert (final["loaded"], final["unchanged"]) == (0, 40)
+    assert messages() == 0

@@ -8,6 +8,7 @@ for SQLite or the embedded index.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,15 +95,11 @@ def _open_embedded(settings: Settings, *, dimension: int, rebuilding_index: bool
     )
 
 
-def _open_aws(settings: Settings, *, dimension: int) -> Stores:
-    aws = settings.require_aws()
+def _aws_clients(aws: AwsSettings) -> Callable[[str], Any]:
+    """A maker of boto3 clients for the AWS home's region and endpoint."""
     import boto3
     from botocore.config import Config
     from botocore.exceptions import NoRegionError
-
-    from fashion_search.stores.blobs_s3 import S3BlobStore
-    from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
-    from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
 
     session = boto3.session.Session(region_name=aws.region)
     # Standard retry mode backs off on throttling; short timeouts keep a stuck call inside
@@ -125,6 +122,47 @@ def _open_aws(settings: Settings, *, dimension: int) -> Stores:
                 f"no AWS region: set {ENV_PREFIX}AWS__REGION (or AWS_REGION)",
                 field=f"{ENV_PREFIX}AWS__REGION",
             ) from exc
+
+    return client
+
+
+@dataclass
+class UploadStores:
+    """What the catalog loader needs in the AWS home: the bucket and the catalog. The cloud
+    embeds (S3 -> SQS -> the ingest function), so no model and no Pinecone are opened."""
+
+    blobs: BlobStore
+    catalog: Catalog
+    ingest_prefix: str
+
+    def close(self) -> None:
+        return None  # boto3 clients hold no files; their pools close with the process
+
+
+def open_upload_stores(settings: Settings) -> UploadStores:
+    aws = settings.aws
+    from fashion_search.stores.blobs_s3 import S3BlobStore
+    from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
+
+    client = _aws_clients(aws)
+    return UploadStores(
+        blobs=S3BlobStore(
+            _required(aws.bucket, "BUCKET"),
+            client=client("s3"),
+            presign_expiry_s=aws.presign_expiry_s,
+        ),
+        catalog=DynamoDBCatalog(_required(aws.table, "TABLE"), client=client("dynamodb")),
+        ingest_prefix=aws.ingest_prefix,
+    )
+
+
+def _open_aws(settings: Settings, *, dimension: int) -> Stores:
+    aws = settings.require_aws()
+    from fashion_search.stores.blobs_s3 import S3BlobStore
+    from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
+    from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
+
+    client = _aws_clients(aws)
 
     log.info("AWS home: bucket %s, table %s, index %s", aws.bucket, aws.table, aws.pinecone_index)
     return Stores(

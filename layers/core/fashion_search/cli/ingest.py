@@ -173,14 +173,23 @@ def load_cmd(
     from fashion_search.ingest.loader import CatalogLoader
 
     settings = Settings()
-    ingestor = _ingestor(settings)
-    with tqdm(desc="load", unit="row") as bar:
-        summary = CatalogLoader(ingestor.stores, workers=workers, on_progress=bar.update).load(
-            styles_csv, images_dir, limit=limit
-        )
+    if settings.home is Home.AWS:
+        from fashion_search.home import open_upload_stores
+
+        # The cloud embeds (each upload triggers the ingest function): no model, no Pinecone.
+        ingestor, stores = None, open_upload_stores(settings)
+    else:
+        ingestor = _ingestor(settings)
+        stores = ingestor.stores
+    total = sum(1 for _ in CatalogLoader(stores).rows(styles_csv, limit=limit))
+    with tqdm(total=total, desc="load", unit="row") as bar:
+        loader = CatalogLoader(stores, workers=workers, on_progress=bar.update)
+        summary = loader.load(styles_csv, images_dir, limit=limit)
     result: dict[str, Any] = {"load": summary.as_dict()}
     problems: list[IngestOutcome] = []
-    if index and settings.home is Home.EMBEDDED:
+    if settings.home is Home.AWS:
+        result["note"] = "uploaded under the ingest prefix; the ingest function indexes them"
+    elif index and ingestor is not None:
         from fashion_search.ingest.oneshot import ingest_keys
 
         root = settings.embedded.images_dir

@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fashion_search.ingest.metadata import tags_to_user_metadata
 from fashion_search.ingest.styles import RowProblem, StyleRow, read_styles
+from fashion_search.stores.blobs import BlobStore
+from fashion_search.stores.catalog import Catalog
 from fashion_search.types import CatalogItem, ItemStatus
-
-if TYPE_CHECKING:
-    from fashion_search.home import Stores
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -71,10 +70,23 @@ def _reason(exc: Exception) -> str:
     return f"upload failed: {message or type(exc).__name__}"
 
 
+class LoadTarget(Protocol):
+    """Where a catalog is loaded: ``home.Stores``, or ``home.UploadStores`` in AWS."""
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def ingest_prefix(self) -> str: ...
+
+
 class CatalogLoader:
     def __init__(
         self,
-        stores: Stores,
+        stores: LoadTarget,
         *,
         workers: int = 8,
         on_progress: Callable[[int], None] | None = None,
@@ -132,22 +144,12 @@ class CatalogLoader:
             else:
                 found.append((row, path, f"{prefix}{row.id}{path.suffix.lower()}"))
         existing = self._stores.catalog.get_many([r.id for r, _, _ in found])
-        for row, _, key in found:
-            cur = existing.get(row.id)
-            # Only a row nobody has taken over yet is (re)written: never reset an item that
-            # ingest indexed, failed or tombstoned.
-            if cur is None or (cur.status is ItemStatus.PENDING and cur.ordering_token == ""):
-                self._stores.catalog.put(
-                    CatalogItem(
-                        image_id=row.id,
-                        key=key,
-                        status=ItemStatus.PENDING,
-                        tags=row.tags,
-                        display_name=row.display_name,
-                        ordering_token="",
-                    )
-                )
-        results = pool.map(lambda f: self._upload(*f), found)
+        # Row and upload run together on the workers (both adapters are thread-safe): from a
+        # laptop every DynamoDB write is a round trip to the region, and 44k of them one after
+        # another would take longer than the uploads themselves.
+        results = pool.map(
+            lambda f: self._row_and_upload(f[0], f[1], f[2], existing.get(f[0].id)), found
+        )
         for (row, _, key), result in zip(found, results, strict=True):
             if result == "loaded":
                 summary.loaded += 1
@@ -158,6 +160,28 @@ class CatalogLoader:
             else:
                 summary.note(summary.failed, result, row.id)
             self._on_progress(1)
+
+    def _row_and_upload(self, row: StyleRow, path: Path, key: str, cur: CatalogItem | None) -> str:
+        # Only a row nobody has taken over yet is (re)written: never reset an item that
+        # ingest indexed, failed or tombstoned. The row goes first, so ingest always finds
+        # the tags, even if it runs before this loader moves on.
+        if cur is None or (cur.status is ItemStatus.PENDING and cur.ordering_token == ""):
+            try:
+                self._stores.catalog.put(
+                    CatalogItem(
+                        image_id=row.id,
+                        key=key,
+                        status=ItemStatus.PENDING,
+                        tags=row.tags,
+                        display_name=row.display_name,
+                        ordering_token="",
+                    )
+                )
+            except Exception as exc:
+                reason = f"catalog write failed: {getattr(exc, 'message', None) or exc}"
+                log.warning("catalog write failed", extra={"image_id": row.id})
+                return reason
+        return self._upload(row, path, key)
 
     def _upload(self, row: StyleRow, path: Path, key: str) -> str:
         blobs = self._stores.blobs
