@@ -30,3 +30,15 @@ def test_max_concurrency_is_the_parameter_and_its_default_meets_the_goal() -> No
     assert default == DEFAULT_CONCURRENCY  # the CLI's estimate assumes the stack's default
     e = estimate(44_000, concurrency=default, seconds_per_image=DEFAULT_SECONDS_PER_IMAGE)
     assert e.wall_s < 600 and e.limited_by == "lambda concurrency"
+
+
+def test_the_prod_config_deploys_the_default_concurrency() -> None:
+    """dev may run smaller (it reserves nothing); prod is what the backfill table is about."""
+    import re
+    import tomllib
+
+    config = tomllib.loads((TEMPLATE.parent / "samconfig.toml").read_text(encoding="utf-8"))
+    overrides = str(config["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    found = re.findall(r"IngestConcurrency=(\d+)", overrides)
+    default = load_template(TEMPLATE)["Parameters"]["IngestConcurrency"]["Default"]
+    assert [int(v) for v in found] in ([], [int(default)]), found

@@ -37,18 +37,23 @@ PINECONE_WU_USD = 4.0 / 1e6
 # 100 upsert requests per second per namespace (docs.pinecone.io, "Rate limits").
 PINECONE_UPSERTS_PER_S = 100
 
-# Per image, from what the ingest handler does (ingest/pipeline.py, ingest/writes.py):
-# DynamoDB writes: idempotency claim + complete (1 WRU each), catalog PENDING with the
-# 2 KB embedding (3 WRU), INDEXED update (3 WRU, billed on the larger item), the
-# backfill's queued marker (1 WRU).
-WRU_PER_IMAGE = 9
+# Per image, from what the ingest handler does (ingest/pipeline.py, ingest/writes.py), in
+# DynamoDB write request units: idempotency claim + complete (1 + 1, their own table); on the
+# catalog table the backfill's queued marker (1), PENDING with the 2 KB embedding (3), INDEXED
+# (3: an update is billed on the larger of the old and new item); on its two KEYS_ONLY indexes
+# the marker and PENDING rows (2) and the status change (2). docs/deploy.md "Costs" agrees.
+WRU_PER_IMAGE = 15
+# Only the catalog table's own writes count against its ceiling (indexes and the idempotency
+# table have their own).
+CATALOG_WRU_PER_IMAGE = 7
 # Reads: the backfill's BatchGetItem and the handler's get_many (0.5 RRU each, eventually
 # consistent, < 4 KB), the ledger's conditional put reads nothing.
 RRU_PER_IMAGE = 1
 # S3: one HEAD and one GET per image; LIST returns 1,000 keys a call.
 S3_GETS_PER_IMAGE = 2
-# Pinecone: a 512-d float32 vector (2 KB) + ~0.5 KB of metadata.
-PINECONE_WU_PER_IMAGE = 3
+# Pinecone: a 512-d record is ~2.4 KB with its metadata, 1 WU per KB written (at least 5 per
+# request, which a 10-record upsert exceeds).
+PINECONE_WU_PER_IMAGE = 2.4
 # SQS: one send (batched by 10), one receive and one delete per Lambda batch.
 SQS_REQUESTS_PER_IMAGE = 0.1
 
@@ -85,7 +90,7 @@ def estimate(
     rates = {
         "lambda concurrency": concurrency / seconds_per_image,
         "Pinecone upserts/s": PINECONE_UPSERTS_PER_S * batch_size,
-        "DynamoDB new-table writes/s": DDB_NEW_TABLE_WRU_PER_S / WRU_PER_IMAGE,
+        "DynamoDB new-table writes/s": DDB_NEW_TABLE_WRU_PER_S / CATALOG_WRU_PER_IMAGE,
     }
     limited_by = min(rates, key=lambda k: rates[k])
     wall_s = cold_start_s + images / rates[limited_by] if images else 0.0
