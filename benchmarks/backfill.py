@@ -228,12 +228,14 @@ def enqueue_rates(world: dict[str, Any], rounds: int, n: int) -> dict[str, Any]:
     from fashion_search.ingest.backfill_queue import SqsSender
     from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
 
-    s3, sqs, queue = world["s3"], world["sqs"], world["queue"]
+    s3, sqs = world["s3"], world["sqs"]
     catalog = DynamoDBCatalog(TABLE, client=world["ddb"])
     blob = photo_jpeg(1)
     times: dict[str, list[float]] = {k: [] for k in ("list", "dry_run", "send", "run")}
     for r in range(rounds):
         prefix = f"images/enqueue-{r}/"
+        # A queue per round: SQS (and moto) allow one PurgeQueue a minute.
+        queue = sqs.create_queue(QueueName=f"bench-enqueue-{r}")["QueueUrl"]
         for i in range(n):
             s3.put_object(Bucket=BUCKET, Key=f"{prefix}{i}.jpg", Body=blob)
         backfill = Backfill(
@@ -249,7 +251,7 @@ def enqueue_rates(world: dict[str, Any], rounds: int, n: int) -> dict[str, Any]:
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
             assert sum(len(p.get("Contents", [])) for p in pages) == n
 
-        def bare_send() -> None:
+        def bare_send(queue: str = queue) -> None:
             for start in range(0, n, 10):
                 entries = [
                     {"Id": str(i), "MessageBody": "{}" * 300} for i in range(min(10, n - start))
@@ -264,7 +266,6 @@ def enqueue_rates(world: dict[str, Any], rounds: int, n: int) -> dict[str, Any]:
         times["run"].append(
             timed(lambda b=backfill, p=prefix: b.run(prefix=p, requeue_pending=True))
         )
-        sqs.purge_queue(QueueUrl=queue)
         print(f"enqueue round {r + 1}/{rounds}, load {load()}", file=sys.stderr, flush=True)
 
     def rate(key: str) -> dict[str, float]:
