@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -166,6 +167,14 @@ def test_rest_api_with_stage_and_filters(lambda_env: str, load_handler: Loader) 
     docs = handler(event("api_rest_docs.json"), Context())
     assert docs["statusCode"] == 200
     assert "/prod/openapi.json" in docs["body"]  # the docs page works behind the stage
+    # Its scripts and styles come from the API itself, inside the stage (no CDN).
+    assets = re.findall(r'(?:src|href)="(/prod/[^"]+)"', docs["body"])
+    assert len(assets) == 3, docs["body"]  # swagger-ui.css, favicon, swagger-ui-bundle.js
+    for asset in assets:
+        got = handler(
+            dict(event("api_rest_docs.json"), path=asset.removeprefix("/prod")), Context()
+        )
+        assert got["statusCode"] == 200, asset
 
 
 def test_model_and_clients_load_once_per_container(

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,7 +24,7 @@ from fashion_search.settings import Home, Settings
 
 DESCRIPTION = """Search a fashion catalog by text, by image, or both.
 
-Send the `X-API-Key` header on every route except `/health`, `/docs` and `/files`.
+Send the `X-API-Key` header on every route except `/health`, `/docs`, `/redoc` and `/files`.
 Every error has the body `{"error": {"code", "message", "field"}}`."""
 
 # Request bodies parsed by hand (JSON or multipart on one route) are added to the components.
@@ -39,12 +40,17 @@ def create_app(
 ) -> FastAPI:
     """The API for ``settings``. ``searcher`` (tests) or ``searcher_factory`` (lazy, once)."""
     base = settings.api.api_gateway_base_path.rstrip("/")
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts, styles and favicon served from the
+    # fastapi-offline package under /static-offline-docs: they work on the offline demo, and
+    # behind an API Gateway stage (root_path). No CDN, no web fonts (with_google_fonts=False),
+    # and no call to Swagger's online validator (validatorUrl null).
+    app = FastAPIOffline(
         title="fashion-search",
         version="0.1.0",
         description=DESCRIPTION,
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.searcher_provider = SearcherProvider(
@@ -80,7 +86,10 @@ def create_app(
 
 class RootPathMiddleware:
     """Tells the app it is mounted under an API Gateway stage/base path (``/prod``), so the
-    docs page asks for ``/prod/openapi.json``. Mangum strips the prefix from the path itself."""
+    docs page asks for ``/prod/openapi.json``. Mangum strips the prefix from the path; ASGI
+    wants ``path`` to include ``root_path`` (Starlette routes on ``path`` minus ``root_path``,
+    and a mount such as the docs' static files resolves its files that way), so it is put back.
+    """
 
     def __init__(self, app: ASGIApp, *, root_path: str) -> None:
         self.app = app
@@ -88,7 +97,10 @@ class RootPathMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope = dict(scope, root_path=self.root_path)
+            path = scope["path"]
+            if not (path == self.root_path or path.startswith(self.root_path + "/")):
+                path = self.root_path + path
+            scope = dict(scope, root_path=self.root_path, path=path)
         await self.app(scope, receive, send)
 
 
