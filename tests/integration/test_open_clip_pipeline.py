@@ -48,10 +48,10 @@ def siglip_demo(
     )
     demo.ensure_catalog(paths, products=PRODUCTS, seed=SEED)
     ingestor = demo.open_ingestor(settings)
-    _, counts = demo.load_and_ingest(ingestor, paths)
+    _, ingested = demo.load_and_ingest(ingestor, paths)
     embedder = OnnxClipEmbedder.from_bundle(siglip_case.bundle, intra_op_threads=2)
     with TestClient(create_app(settings)) as client:
-        yield SiglipDemo(paths, client, embedder, counts)
+        yield SiglipDemo(paths, client, embedder, ingested.counts)
 
 
 def test_every_demo_image_is_indexed_at_siglips_dimension(siglip_demo: SiglipDemo) -> None:
