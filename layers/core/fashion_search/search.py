@@ -6,6 +6,12 @@ Multimodal queries combine L2-normalised vectors as
 ``q = w_img * img + w_txt * txt - w_neg * neg`` and L2-normalise ``q`` again, so the weights are
 relative: (1, 1, 0) is the midpoint of image and text on the sphere, a larger ``w_txt`` pulls the
 result toward the text, and the negative text pushes away from what it describes.
+
+A query with a text is also matched word by word against the products' names and tags
+(``fashion_search.lexical``) and ranked by ``alpha * dense + (1 - alpha) * lexical``: the
+embedded home gathers candidates from the exact scan and from SQLite FTS5, the AWS home asks
+Pinecone one sparse-dense query. Either way each hit's two parts are then scored from the
+catalog item with the same functions, so both homes rank the same way (docs/search.md).
 """
 
 from __future__ import annotations
@@ -25,9 +31,31 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge
+from fashion_search.ingest.documents import document_vector, lexical_text
+from fashion_search.ingest.metadata import vector_metadata
+from fashion_search.lexical import (
+    LexicalStats,
+    check_alpha,
+    fuse,
+    lexical_score,
+    query_weights,
+    sparse_query,
+    tokenize,
+)
 from fashion_search.model.base import Embedder, l2_normalise
 from fashion_search.settings import Settings
-from fashion_search.types import TAG_FIELDS, CatalogItem, Filter, ItemStatus, Vector
+from fashion_search.stores.catalog import LexicalCatalog
+from fashion_search.stores.filters import matches
+from fashion_search.stores.vectors import HybridVectorIndex
+from fashion_search.types import (
+    TAG_FIELDS,
+    CatalogItem,
+    Filter,
+    ItemStatus,
+    SparseVector,
+    Vector,
+)
+from fashion_search.vocabulary import calibrate, example_queries, load_stats
 
 if TYPE_CHECKING:
     from fashion_search.home import Stores
@@ -41,6 +69,8 @@ _TAGS_TTL_S = 60.0
 # hyphen), separators, unassigned/private code points, and the few "letters" that render blank.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Calibration, example queries and fitted statistics move with the catalog, slowly.
+_CAL_TTL_S = 600.0
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.IGNORECASE)
 
 
@@ -52,6 +82,10 @@ class Hit:
     image_url: str
     display_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The two parts of a hybrid score (``score = alpha * dense + (1 - alpha) * lexical``);
+    # None when the query had no lexical part.
+    dense_score: float | None = None
+    lexical_score: float | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -59,6 +93,11 @@ class SearchResult:
     hits: list[Hit]
     model_id: str
     took_ms: float
+    # A text query whose best hit neither looks like it (dense score under the model's
+    # calibrated threshold) nor carries its words: the results are the nearest, not answers.
+    weak_match: bool = False
+    weak_below: float | None = None
+    alpha: float | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +114,8 @@ class Query:
     w_negative: float = 0.5
     top_k: int | None = None
     filters: Filter | None = None
+    # Dense vs lexical weight for the text (None: the settings' default); 1 = dense only.
+    alpha: float | None = None
 
 
 def has_visible_text(value: str) -> bool:
@@ -123,14 +164,22 @@ class Searcher:
         self._fetch = fetch or self._default_fetch
         self._tags: tuple[float, dict[str, list[str]]] | None = None
         self._tags_lock = threading.Lock()
+        self._calibration: tuple[float, float | None] | None = None
+        self._stats: tuple[float, LexicalStats] | None = None
+        self._examples: tuple[float, list[str]] | None = None
 
     # ----- public queries -------------------------------------------------------------------
 
     def by_text(
-        self, text: str, *, top_k: int | None = None, filters: Filter | None = None
+        self,
+        text: str,
+        *,
+        top_k: int | None = None,
+        filters: Filter | None = None,
+        alpha: float | None = None,
     ) -> SearchResult:
         k = 1 if top_k is None else top_k
-        return self.search(Query(text=text, w_image=0.0, top_k=k, filters=filters))
+        return self.search(Query(text=text, w_image=0.0, top_k=k, filters=filters, alpha=alpha))
 
     def by_image(
         self, image: bytes, *, top_k: int | None = None, filters: Filter | None = None
@@ -157,9 +206,27 @@ class Searcher:
             vectors = self.embedder.embed_texts([t for _, t in texts])
             parts.extend((w, vectors[i]) for i, (w, _) in enumerate(texts))
         vector = combine(parts)
-        hits = self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
+        text = q.text if q.text and q.w_text > 0 else None
+        alpha = check_alpha(self.settings.search.alpha if q.alpha is None else q.alpha)
+        weak, threshold = False, None
+        if text is not None and tokenize(text) and alpha < 1.0:
+            hits = self._hybrid(
+                vector, text, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
+            )
+        else:
+            hits = self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
+        if text is not None and not has_image:
+            threshold = self.weak_threshold()
+            weak = self._is_weak(hits, threshold)
         took = (time.perf_counter() - start) * 1000.0
-        return SearchResult(hits=hits, model_id=self.embedder.model_id, took_ms=round(took, 3))
+        return SearchResult(
+            hits=hits,
+            model_id=self.embedder.model_id,
+            took_ms=round(took, 3),
+            weak_match=weak,
+            weak_below=threshold,
+            alpha=alpha if text is not None else None,
+        )
 
     def get_item(self, image_id: str) -> tuple[CatalogItem, str]:
         item = self.stores.catalog.get(image_id)
@@ -195,6 +262,24 @@ class Searcher:
         self.embedder.embed_images([Image.new("RGB", (64, 64), (128, 128, 128))])
         ns = self.stores.namespace
         self.stores.vectors.query(vec, top_k=1, include_metadata=True, namespace=ns)
+
+    def weak_threshold(self) -> float | None:
+        """The dense score under which a text query's best match is weak: the setting, else
+        calibrated on this catalog with this model (cached like the tag values)."""
+        if self.settings.search.weak_score is not None:
+            return self.settings.search.weak_score
+        with self._tags_lock:
+            if self._calibration is None or time.monotonic() - self._calibration[0] > _CAL_TTL_S:
+                self._calibration = (time.monotonic(), calibrate(self.stores, self.embedder))
+            return self._calibration[1]
+
+    def example_queries(self, limit: int = 6) -> list[str]:
+        """Queries made of the catalog's own words (colour + product type, from the tags), each
+        of which finds something here."""
+        with self._tags_lock:
+            if self._examples is None or time.monotonic() - self._examples[0] > _CAL_TTL_S:
+                self._examples = (time.monotonic(), example_queries(self.stores, limit=12))
+            return self._examples[1][:limit]
 
     def index_size(self) -> int:
         return int(self.stores.vectors.count(namespace=self.stores.namespace))
@@ -243,6 +328,8 @@ class Searcher:
             w = getattr(q, name)
             if not np.isfinite(w) or w < 0:
                 raise InvalidInput(f"weight {name} must be a finite number >= 0", field="weights")
+        if q.alpha is not None:
+            check_alpha(q.alpha)
 
     def _check_top_k(self, top_k: int) -> None:
         cap = self.settings.limits.max_top_k
@@ -300,11 +387,120 @@ class Searcher:
                     image_url=self.stores.blobs.url(item.key),
                     display_name=item.display_name,
                     tags=dict(item.tags),
+                    dense_score=float(m.score),
                 )
             )
             if len(hits) == top_k:
                 break
         return hits
+
+    # ----- hybrid (dense + lexical) -------------------------------------------------------------
+
+    def _hybrid(
+        self,
+        vector: Vector,
+        text: str,
+        *,
+        alpha: float,
+        top_k: int,
+        filters: Filter | None,
+        exclude: set[str],
+    ) -> list[Hit]:
+        tokens = tokenize(text)
+        k = min(max(top_k + len(exclude) + 2, self.settings.search.candidates), 10_000)
+        catalog, vectors, ns = self.stores.catalog, self.stores.vectors, self.stores.namespace
+        dense: dict[str, float] = {}
+        if isinstance(catalog, LexicalCatalog):
+            weights = query_weights(tokens, catalog.lexical_stats(tokens))
+            for m in vectors.query(
+                vector, top_k=k, filter=filters, include_metadata=False, namespace=ns
+            ):
+                dense[m.id] = float(m.score)
+            ids = [*dense, *(i for i, _ in catalog.lexical_matches(tokens, limit=k))]
+        elif isinstance(vectors, HybridVectorIndex) and vectors.hybrid:
+            weights = query_weights(tokens, self._fitted_stats())
+            indices, values = sparse_query(weights)
+            found = vectors.query_hybrid(
+                vector,
+                SparseVector(indices, values),
+                alpha=alpha,
+                top_k=k,
+                filter=filters,
+                namespace=ns,
+            )
+            ids = [m.id for m in found]
+        else:  # an index that cannot match words (a cosine Pinecone index): dense only
+            return self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
+        ids = [i for i in dict.fromkeys(ids) if i not in exclude]
+        items = catalog.get_many(ids)
+        scored: list[tuple[float, str, float, float]] = []
+        for image_id in ids:
+            item = items.get(image_id)
+            if item is None or item.status != ItemStatus.INDEXED:
+                continue
+            d = dense.get(image_id)
+            if d is None:
+                d = self._dense_from_item(vector, item)
+                if d is None:
+                    continue
+                if filters and not matches(filters, vector_metadata(item)):
+                    continue  # a word match the filter excludes (index results are filtered)
+            lex = lexical_score(weights, tokenize(lexical_text(item)))
+            scored.append((fuse(d, lex, alpha), image_id, d, lex))
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        return [
+            self._hit(items[image_id], score, dense=d, lexical=lex)
+            for score, image_id, d, lex in scored[:top_k]
+        ]
+
+    def _dense_from_item(self, vector: Vector, item: CatalogItem) -> float | None:
+        """The dense score the index would give ``item``: its document vector, rebuilt from
+        the catalog (None when the item was embedded by another model)."""
+        if item.embedding is None or item.embedding.shape != vector.shape:
+            return None
+        if item.model_id not in (None, self.embedder.model_id):
+            return None
+        return float(vector @ document_vector(item.embedding, item.text_embedding))
+
+    def _hit(
+        self,
+        item: CatalogItem,
+        score: float,
+        *,
+        dense: float | None = None,
+        lexical: float | None = None,
+    ) -> Hit:
+        return Hit(
+            image_id=item.image_id,
+            score=float(score),
+            key=item.key,
+            image_url=self.stores.blobs.url(item.key),
+            display_name=item.display_name,
+            tags=dict(item.tags),
+            dense_score=dense,
+            lexical_score=lexical,
+        )
+
+    def _fitted_stats(self) -> LexicalStats:
+        """The AWS home's document frequencies, as ``reindex`` last fitted them; without them
+        every query word weighs the same."""
+        with self._tags_lock:
+            if self._stats is None or time.monotonic() - self._stats[0] > _CAL_TTL_S:
+                self._stats = (time.monotonic(), load_stats(self.stores, self.settings))
+            return self._stats[1]
+
+    def _is_weak(self, hits: list[Hit], threshold: float | None) -> bool:
+        if not hits:
+            return True
+        best = hits[0]
+        if best.lexical_score is not None and (
+            best.lexical_score >= self.settings.search.lexical_match
+        ):
+            return False
+        if threshold is None:
+            return False
+        dense = best.dense_score if best.dense_score is not None else best.score
+        return dense < threshold
 
 
 def combine(parts: list[tuple[float, Vector]]) -> Vector:

@@ -48,6 +48,24 @@ class LimitSettings(BaseModel):
     max_top_k: int = Field(default=100, ge=1, le=10_000)
 
 
+class SearchSettings(BaseModel):
+    # Text queries rank by alpha * dense (picture) score + (1 - alpha) * lexical (words) score;
+    # 1 is the picture alone, 0 the words alone. The default is the eval's (docs/search.md).
+    alpha: float = Field(default=0.5, ge=0, le=1)
+    # How many candidates each side brings before fusion (the embedded home's FTS5 and exact
+    # scan; Pinecone returns them fused already).
+    candidates: int = Field(default=100, ge=1, le=10_000)
+    # A text query's best match is "weak" below this dense score; None: calibrated per model
+    # from the catalog (the products' own names against their documents, docs/search.md).
+    weak_score: float | None = None
+    # A best match whose lexical score reaches this (about half the query's words, by idf) is
+    # a match whatever its picture says.
+    lexical_match: float = Field(default=0.5, ge=0)
+    # Where the AWS home keeps the lexical statistics fitted by ``reindex`` (outside the ingest
+    # prefix, so writing it triggers no ingest).
+    lexical_stats_key: str = "fashion-search/lexical-stats.json"
+
+
 class FetchSettings(BaseModel):
     allowed_ports: list[int] = [80, 443]
     allowed_schemes: list[str] = ["http", "https"]
@@ -129,6 +147,7 @@ class Settings(BaseSettings):
     home: Home = Home.EMBEDDED
     model: ModelSettings = ModelSettings()
     limits: LimitSettings = LimitSettings()
+    search: SearchSettings = SearchSettings()
     fetch: FetchSettings = FetchSettings()
     api: ApiSettings = ApiSettings()
     aws: AwsSettings = AwsSettings()

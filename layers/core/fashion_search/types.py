@@ -72,9 +72,20 @@ class CatalogItem:
     ordering_token: str = ""
     model_id: str | None = None
     embedding: Vector | None = None  # the item's vector, kept so an index can be rebuilt
+    # The display name's text vector (same model): the product document's text part
+    # (``fashion_search.ingest.documents``), kept for the same reason. None: no name, image alone.
+    text_embedding: Vector | None = None
     reason: str | None = None  # why FAILED
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
+
+
+@dataclass(slots=True, frozen=True)
+class SparseVector:
+    """Pinecone's sparse values: uint32 indices (ascending) and their weights."""
+
+    indices: list[int]
+    values: list[float]
 
 
 @dataclass(slots=True, frozen=True)
@@ -82,6 +93,9 @@ class VectorRecord:
     id: str
     values: Vector
     metadata: Metadata = field(default_factory=dict)
+    # The product's lexical terms (``fashion_search.lexical``), for indexes that hold them
+    # (Pinecone's sparse-dense); the embedded home finds words with SQLite FTS5 instead.
+    sparse: SparseVector | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -13,6 +13,7 @@ import pytest
 from fashion_search.cli import main
 from fashion_search.errors import InvalidInput
 from fashion_search.home import Stores
+from fashion_search.ingest.documents import document_vector
 from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
 from fashion_search.transfer import reindex
 from fashion_search.types import ItemStatus, VectorRecord
@@ -106,9 +107,10 @@ def test_skips_are_counted_and_prune_removes_ids_no_item_owns(
     }
     ids = set(rebuilt.vectors.iter_ids())
     assert "orphan" not in ids and "other-model" not in ids and len(ids) == 12
-    # The stale vector put under a real id was replaced by the catalog's embedding.
+    # The stale vector put under a real id was replaced by the catalog's product document.
     got = rebuilt.vectors.fetch([first.image_id])[first.image_id].values
-    assert first.embedding is not None and np.allclose(got, first.embedding, atol=1e-6)
+    want = document_vector(first.embedding, first.text_embedding)
+    assert first.text_embedding is not None and np.allclose(got, want, atol=1e-6)
     rebuilt.vectors.close()  # type: ignore[attr-defined]
 
 

@@ -123,11 +123,16 @@ def demo_catalog_command(
     products: Annotated[int, typer.Option(min=1, max=100_000, help="Catalog size.")] = 1500,
     seed: Annotated[int, typer.Option(help="Catalog seed.")] = DEFAULT_SEED,
     image_size: Annotated[int, typer.Option(min=32, max=512, help="Image side in pixels.")] = 96,
+    brands: Annotated[
+        bool, typer.Option(help="Put a brand word in front of each display name.")
+    ] = False,
 ) -> None:
     """Only write the demo catalog (Kaggle styles.csv format) to OUT."""
     from fashion_search.demo.catalog import generate_catalog
 
-    csv_path = generate_catalog(out, products=products, seed=seed, image_size=image_size)
+    csv_path = generate_catalog(
+        out, products=products, seed=seed, image_size=image_size, brands=brands
+    )
     typer.echo(f"wrote {csv_path} and {products} images in {out / 'images'}")
 
 

@@ -30,6 +30,18 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N products.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="onnxruntime threads.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+    alpha: Annotated[
+        list[float] | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Hybrid fusion weight(s) to report beside dense-only and lexical-only "
+            "(repeatable; default: the search default).",
+        ),
+    ] = None,
+    hybrid: Annotated[
+        bool, typer.Option("--hybrid/--no-hybrid", help="Report dense / lexical / hybrid.")
+    ] = True,
 ) -> None:
     """Measure a model bundle's retrieval quality on a styles.csv catalog (Marqo's protocol).
 
@@ -41,14 +53,20 @@ def eval_command(
     from fashion_search.eval.run import evaluate_catalog
     from fashion_search.eval.styles import read_styles
     from fashion_search.model.embedder import OnnxClipEmbedder
+    from fashion_search.settings import Settings
 
     styles = read_styles(catalog, images or catalog.parent / "images", limit=limit)
     skipped = ", ".join(f"{n} {why}" for why, n in styles.skipped.items()) or "none"
     typer.echo(f"catalog: {len(styles.rows)} products with images (skipped: {skipped})")
     embedder = OnnxClipEmbedder.from_bundle(model, intra_op_threads=threads)
     with tqdm(total=len(styles.rows), unit="img", desc="embed") as bar:
+        alphas = (alpha or [Settings().search.alpha]) if hybrid else []
         result = evaluate_catalog(
-            embedder, styles.rows, subsets=subset or [Subset.ALL], progress=bar.update
+            embedder,
+            styles.rows,
+            subsets=subset or [Subset.ALL],
+            progress=bar.update,
+            alphas=alphas,
         )
     for name, tasks in result.sections.items():
         typer.echo(f"\n[{name}] model {result.model_id}")
@@ -61,6 +79,8 @@ def eval_command(
         + (f", {result.failed_images} undecodable images left out" if result.failed_images else ""),
         "text->image: distinct productDisplayName values as queries; products sharing the name are "
         "relevant; products scored 0.9 * image + 0.1 * display-name text (Marqo's protocol)",
+        "[dense] / [lexical] / [hybrid a]: as search serves them, against product documents "
+        "(docs/search.md); hybrid = a * dense + (1 - a) * lexical",
         f"written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
     ]
     report = out / "eval.md"

@@ -42,6 +42,12 @@ COLOURS: dict[str, RGB] = {
     "Beige": (222, 202, 162),
 }
 PATTERNS: tuple[str, ...] = ("Plain", "Striped", "Dotted", "Checked")
+# Brand words of the Kaggle catalog, for ``brands=True``: words a picture cannot show and only
+# a product's name holds (what lexical search is for; docs/search.md).
+BRANDS: tuple[str, ...] = (
+    "Puma", "Nike", "Adidas", "Wrangler", "Levis", "Reebok", "Fila", "Lotto",
+    "Catwalk", "Spykar", "Mango", "Roadster", "Wildcraft", "Fastrack", "Baggit", "Hidesign",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +102,15 @@ class Product:
     season: str
     year: int
     usage: str
+    brand: str | None = None
 
     @property
     def display_name(self) -> str:
-        """Kaggle-like: "Women Red Striped Dress"; plain products name no pattern."""
+        """Kaggle-like: "Women Red Striped Dress" ("Puma Women Red Striped Dress" with a
+        brand); plain products name no pattern."""
         pattern = "" if self.pattern == "Plain" else f" {self.pattern}"
-        return f"{self.gender} {self.colour}{pattern} {self.article.noun}"
+        brand = f"{self.brand} " if self.brand else ""
+        return f"{brand}{self.gender} {self.colour}{pattern} {self.article.noun}"
 
     def row(self) -> dict[str, str]:
         return {
@@ -123,7 +132,10 @@ def _rng(seed: int, product_id: int) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def make_product(seed: int, product_id: int) -> Product:
+def make_product(seed: int, product_id: int, *, brands: bool = False) -> Product:
+    """The product ``product_id``; with ``brands`` the very same product under a brand word
+    (drawn from its own generator, so nothing else changes)."""
+    brand = _rng(seed + 2, product_id).choice(BRANDS) if brands else None
     rng = _rng(seed, product_id)
     article = rng.choice(ARTICLES)
     # Plain is as common as all patterns together, like a real catalogue.
@@ -137,14 +149,17 @@ def make_product(seed: int, product_id: int) -> Product:
         season=rng.choice(article.seasons),
         year=rng.randint(2011, 2018),
         usage=rng.choice(article.usages),
+        brand=brand,
     )
 
 
-def iter_products(*, products: int, seed: int = DEFAULT_SEED) -> Iterator[Product]:
+def iter_products(
+    *, products: int, seed: int = DEFAULT_SEED, brands: bool = False
+) -> Iterator[Product]:
     if products < 1:
         raise InvalidInput(f"products must be at least 1, got {products}", field="products")
     for i in range(products):
-        yield make_product(seed, FIRST_ID + i)
+        yield make_product(seed, FIRST_ID + i, brands=brands)
 
 
 def _accent(colour: str, rng: random.Random) -> RGB:
@@ -184,13 +199,14 @@ def generate_catalog(
     products: int,
     seed: int = DEFAULT_SEED,
     image_size: int = 96,
+    brands: bool = False,
 ) -> Path:
     """Write ``styles.csv`` and ``images/``; returns the CSV path. Existing identical images are
     left untouched (so a re-run does not change their mtimes and nothing is re-ingested)."""
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows = []
-    for product in iter_products(products=products, seed=seed):
+    for product in iter_products(products=products, seed=seed, brands=brands):
         rows.append(product.row())
         path = images / f"{product.id}.jpg"
         data = render_product(product, seed=seed, size=image_size)

@@ -16,12 +16,12 @@ COLUMNS: tuple[str, ...] = ("R@1", "R@5", "R@10", "P@1", "P@10", "MRR")
 
 
 def table(results: Sequence[TaskResult]) -> str:
-    head = f"{'task':<28} {'n':>6} " + " ".join(f"{c:>6}" for c in COLUMNS)
+    head = f"{'task':<40} {'n':>6} " + " ".join(f"{c:>6}" for c in COLUMNS)
     lines = [head, "-" * len(head)]
     for r in results:
         row = r.as_row()
         cells = " ".join(f"{float(row.get(c, 0.0)):>6.3f}" for c in COLUMNS)
-        lines.append(f"{r.task:<28} {r.scores.queries:>6} {cells}")
+        lines.append(f"{r.task:<40} {r.scores.queries:>6} {cells}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fashion_search.errors import InvalidInput
+from fashion_search.eval.hybrid import hybrid_tasks
 from fashion_search.eval.protocol import KS, TaskResult, evaluate_embeddings
 from fashion_search.eval.split import Subset, select
 from fashion_search.eval.styles import StyleRow
@@ -54,7 +55,10 @@ def evaluate_catalog(
     subsets: Sequence[Subset] = (Subset.ALL,),
     ks: Sequence[int] = KS,
     progress: Progress | None = None,
+    alphas: Sequence[float] = (),
 ) -> Evaluation:
+    """Marqo's tasks per subset; with ``alphas``, also dense / lexical / hybrid side by side
+    (``eval.hybrid``) at each of those fusion weights."""
     if len(rows) < 2:
         raise InvalidInput(f"evaluation needs at least 2 products with images, got {len(rows)}")
     vectors, failed = embed_catalog(embedder, rows, progress=progress)
@@ -74,4 +78,8 @@ def evaluate_catalog(
         sections[subset.value] = evaluate_embeddings(
             chosen, vectors[idx], embedder.embed_texts, ks=ks
         )
+        if alphas:
+            sections[subset.value] += hybrid_tasks(
+                chosen, vectors[idx], embedder.embed_texts, alphas=alphas, ks=ks
+            )
     return Evaluation(embedder.model_id, len(rows), sections, len(failed))

@@ -293,6 +293,35 @@ class Ingestor:
                 predicted = [{} for _ in untagged]
             for c, tags in zip(untagged, predicted, strict=True):
                 c.tags, c.tags_predicted = tags, bool(tags)
+        self._embed_names([c for c in ready if c.vector is not None])
+
+    def _embed_names(self, ready: list[Create]) -> None:
+        """The display names' text vectors: the text half of each product document
+        (``ingest.documents``). A name already embedded by this model is not embedded again;
+        a failure indexes the image alone rather than holding the product back."""
+        todo: list[Create] = []
+        for c in ready:
+            cur = c.stored
+            if c.display_name is None or not c.display_name.strip():
+                continue
+            if (
+                cur is not None
+                and cur.text_embedding is not None
+                and cur.display_name == c.display_name
+                and cur.model_id == self._embedder.model_id
+            ):
+                c.text_vector = cur.text_embedding
+            else:
+                todo.append(c)
+        if not todo:
+            return
+        try:
+            vectors = self._embedder.embed_texts([c.display_name or "" for c in todo])
+        except Exception as exc:
+            log.warning("display-name embedding failed: %s", _retry_reason(exc))
+            return
+        for c, vector in zip(todo, vectors, strict=True):
+            c.text_vector = vector
 
     def _fail(self, c: Create, reason: str) -> None:
         c.vector = None

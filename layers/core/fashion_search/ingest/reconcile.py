@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fashion_search.errors import StaleEvent
+from fashion_search.ingest.documents import vector_record
 from fashion_search.ingest.events import BlobEvent, EventKind
-from fashion_search.ingest.metadata import vector_metadata
 from fashion_search.ingest.outcome import IngestOutcome, OutcomeStatus
 from fashion_search.ingest.pipeline import Ingestor
 from fashion_search.ingest.vanished import find_vanished, remove_vanished
-from fashion_search.types import CatalogItem, ItemStatus, VectorRecord
+from fashion_search.types import CatalogItem, ItemStatus
 
 log = logging.getLogger(__name__)
 _SAMPLE = 10
@@ -131,11 +131,7 @@ def reconcile(
     ]
     for start in range(0, len(reusable), 100):
         chunk = reusable[start : start + 100]
-        records = [
-            VectorRecord(it.image_id, it.embedding, vector_metadata(it))
-            for it in chunk
-            if it.embedding is not None
-        ]
+        records = [vector_record(it) for it in chunk if it.embedding is not None]
         vectors.upsert(records, namespace=ns)
         progress(len(chunk))
     report.repaired["vectors_restored_from_catalog"] = len(reusable)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fashion_search.errors import StaleEvent
+from fashion_search.ingest.documents import vector_record
 from fashion_search.ingest.events import BlobEvent
-from fashion_search.ingest.metadata import vector_metadata
 from fashion_search.ingest.outcome import OutcomeStatus
 from fashion_search.ingest.removes import STALE, retry_reason
 from fashion_search.types import CatalogItem, ItemStatus, Vector, VectorRecord
@@ -36,6 +36,7 @@ class Create:
     display_name: str | None = None
     tags_predicted: bool = False
     vector: Vector | None = None
+    text_vector: Vector | None = None  # the display name's (``fashion_search.ingest.documents``)
     fail_reason: str | None = None
 
 
@@ -57,6 +58,7 @@ def catalog_item(
         ordering_token=ev.ordering_token,
         model_id=model_id if c.vector is not None else None,
         embedding=c.vector,
+        text_embedding=c.text_vector if c.vector is not None else None,
         reason=reason,
     )
 
@@ -78,7 +80,7 @@ def write_indexed(
         except Exception as exc:
             done(c.index, c.event, _S.RETRY, "catalog: " + retry_reason(exc))
             continue
-        records.append((c, VectorRecord(c.image_id, c.vector, vector_metadata(stored))))
+        records.append((c, vector_record(stored, c.vector)))
     for start in range(0, len(records), upsert_chunk):
         chunk = records[start : start + upsert_chunk]
         try:

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fashion_search.errors import InvalidInput, StoreError
+from fashion_search.lexical import LexicalStats
 from fashion_search.types import CatalogItem, ItemStatus, Vector
 
 # Embeddings are kept as little-endian float32 bytes (2 KiB for 512 dims) next to the model id
@@ -80,3 +81,14 @@ class Catalog(Protocol):
     def delete(self, image_id: str) -> None:
         """Remove the row entirely (tests and migrations; ingest tombstones instead)."""
         ...
+
+
+@runtime_checkable
+class LexicalCatalog(Protocol):
+    """A catalog that finds items by their words itself (SQLite FTS5 in the embedded home)."""
+
+    def lexical_matches(
+        self, tokens: Sequence[str], *, limit: int
+    ) -> list[tuple[str, list[str]]]: ...
+
+    def lexical_stats(self, tokens: Sequence[str]) -> LexicalStats: ...

@@ -78,7 +78,11 @@ class DynamoDBCatalog:
             names[f"#a{i}"], values[f":a{i}"] = name, value
             expr = f"if_not_exists(#a{i}, :a{i})" if name == "created_at" else f":a{i}"
             sets.append(f"#a{i} = {expr}")
-        removes = [n for n in (*OPTIONAL_FIELDS, "embedding", "embedding_dim") if n not in attrs]
+        removes = [
+            n
+            for n in (*OPTIONAL_FIELDS, "embedding", "embedding_dim", "text_embedding")
+            if n not in attrs
+        ]
         removes = [n for n in removes if n != "display_name"]
         for i, name in enumerate(removes):
             names[f"#r{i}"] = name

@@ -41,6 +41,10 @@ def encode_item(item: CatalogItem) -> Attrs:
     if item.embedding is not None:
         blob, dim = encode_embedding(item.embedding)
         attrs["embedding"], attrs["embedding_dim"] = {"B": blob}, {"N": str(dim)}
+        if item.text_embedding is not None:
+            text_blob, text_dim = encode_embedding(item.text_embedding)
+            if text_dim == dim:  # one model made both; a mismatch is not a product document
+                attrs["text_embedding"] = {"B": text_blob}
     return attrs
 
 
@@ -55,6 +59,11 @@ def decode_item(attrs: Attrs) -> CatalogItem:
             if "embedding" in attrs
             else None
         )
+        text_embedding = (
+            decode_embedding(bytes(attrs["text_embedding"]["B"]), int(attrs["embedding_dim"]["N"]))
+            if "text_embedding" in attrs and "embedding_dim" in attrs
+            else None
+        )
         return CatalogItem(
             image_id=attrs["image_id"]["S"],
             key=attrs["key"]["S"],
@@ -63,6 +72,7 @@ def decode_item(attrs: Attrs) -> CatalogItem:
             tags_predicted=bool(attrs.get("tags_predicted", {}).get("BOOL", False)),
             ordering_token=attrs.get("ordering_token", {}).get("S", ""),
             embedding=embedding,
+            text_embedding=text_embedding,
             created_at=float(attrs["created_at"]["N"]),
             updated_at=float(attrs["updated_at"]["N"]),
             **{name: text(name) for name in OPTIONAL_FIELDS},

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from fashion_search.errors import NotFound, StaleEvent, StoreError, TransientStoreError
+from fashion_search.ingest.documents import lexical_text
+from fashion_search.lexical import LexicalStats, tokenize
 from fashion_search.stores.catalog import (
     MAX_TAG_VALUES_PER_FIELD,
     decode_embedding,
@@ -29,7 +31,7 @@ from fashion_search.stores.catalog import (
 from fashion_search.stores.disk import disk_full, is_disk_full
 from fashion_search.types import CatalogItem, ItemStatus, now
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500  # ids per IN (...) query, below SQLite's bound-parameter limit
 
@@ -52,10 +54,18 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE items ADD COLUMN embedding BLOB",
         "ALTER TABLE items ADD COLUMN embedding_dim INTEGER",
     ),
+    # Issue #16: product documents (the display name's text vector) and lexical search. The
+    # FTS5 table holds each live item's words, already normalised by ``lexical.tokenize`` (so
+    # FTS5's own tokenizer only splits on spaces); ``items_vocab`` gives document frequencies.
+    3: (
+        "ALTER TABLE items ADD COLUMN text_embedding BLOB",
+        "CREATE VIRTUAL TABLE items_text USING fts5(image_id UNINDEXED, body)",
+        "CREATE VIRTUAL TABLE items_vocab USING fts5vocab(items_text, row)",
+    ),
 }
 _COLUMNS = (
     "image_id key bucket status tags tags_predicted display_name content_hash etag version_id "
-    "ordering_token model_id reason created_at updated_at embedding embedding_dim"
+    "ordering_token model_id reason created_at updated_at embedding embedding_dim text_embedding"
 ).split()
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM items"
 
@@ -118,6 +128,9 @@ class SqliteCatalog:
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[step]:
                         conn.execute(statement)
+                    if step == 3:
+                        for row in conn.execute(_SELECT).fetchall():
+                            _store_text(conn, _item(row))
                 conn.execute(
                     "INSERT OR REPLACE INTO catalog_meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -245,7 +258,11 @@ class SqliteCatalog:
         self._write(update)
 
     def delete(self, image_id: str) -> None:
-        self._write(lambda conn: conn.execute("DELETE FROM items WHERE image_id = ?", (image_id,)))
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM items WHERE image_id = ?", (image_id,))
+            conn.execute("DELETE FROM items_text WHERE image_id = ?", (image_id,))
+
+        self._write(delete)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -287,6 +304,31 @@ class SqliteCatalog:
         sql = "SELECT count(*) FROM items WHERE status = ?"
         return int(self._query(sql, (ItemStatus(status).value,))[0][0])
 
+    def lexical_matches(self, tokens: Sequence[str], *, limit: int) -> list[tuple[str, list[str]]]:
+        """INDEXED items holding any of ``tokens`` (FTS5's own BM25 order, best ``limit``), each
+        with its words, for ``lexical.lexical_score`` to score exactly as Pinecone would."""
+        words = [t for t in dict.fromkeys(tokens) if t.isalnum()]
+        if not words:
+            return []
+        match = " OR ".join(f'"{t}"' for t in words)
+        rows = self._query(
+            "SELECT f.image_id, f.body FROM items_text f JOIN items i ON i.image_id = f.image_id "
+            "WHERE items_text MATCH ? AND i.status = 'INDEXED' ORDER BY f.rank LIMIT ?",
+            (match, limit),
+        )
+        return [(image_id, body.split()) for image_id, body in rows]
+
+    def lexical_stats(self, tokens: Sequence[str]) -> LexicalStats:
+        """Document frequencies of ``tokens`` over the catalog's live items, read live."""
+        words = list(dict.fromkeys(tokens))
+        n_docs = int(self._query("SELECT count(*) FROM items_text")[0][0])
+        df: dict[str, int] = {}
+        if words:
+            marks = ",".join("?" * len(words))
+            sql = f"SELECT term, doc FROM items_vocab WHERE term IN ({marks})"
+            df = {term: int(doc) for term, doc in self._query(sql, words)}
+        return LexicalStats(n_docs=n_docs, df=df)
+
     def tag_values(self) -> dict[str, list[str]]:
         """Every value ever written for each field (kept when items go, like the DynamoDB
         aggregate: a stale value in a filter menu just matches nothing)."""
@@ -312,11 +354,12 @@ def _merge(stored: CatalogItem | None, item: CatalogItem) -> CatalogItem:
 
 def _store(conn: sqlite3.Connection, item: CatalogItem) -> None:
     blob, dim = encode_embedding(item.embedding) if item.embedding is not None else (None, None)
+    text_blob = _text_blob(item, dim)
     row = (
         item.image_id, item.key, item.bucket, ItemStatus(item.status).value,
         json.dumps(item.tags, sort_keys=True), int(item.tags_predicted), item.display_name,
         item.content_hash, item.etag, item.version_id, item.ordering_token, item.model_id,
-        item.reason, item.created_at, item.updated_at, blob, dim,
+        item.reason, item.created_at, item.updated_at, blob, dim, text_blob,
     )  # fmt: skip
     marks = ",".join("?" * len(_COLUMNS))
     conn.execute(f"INSERT OR REPLACE INTO items ({', '.join(_COLUMNS)}) VALUES ({marks})", row)
@@ -326,6 +369,26 @@ def _store(conn: sqlite3.Connection, item: CatalogItem) -> None:
             "WHERE (SELECT count(*) FROM tag_values WHERE field = ?) < ?",
             (field, str(value), field, MAX_TAG_VALUES_PER_FIELD),
         )
+    _store_text(conn, item)
+
+
+def _text_blob(item: CatalogItem, dim: int | None) -> bytes | None:
+    """The text vector's bytes; it shares the image embedding's dimension (one model made
+    both), so only stored beside an image embedding of the same size."""
+    if item.text_embedding is None or dim is None:
+        return None
+    blob, text_dim = encode_embedding(item.text_embedding)
+    return blob if text_dim == dim else None
+
+
+def _store_text(conn: sqlite3.Connection, item: CatalogItem) -> None:
+    """Keep the item's row in the FTS5 table: its words, or none once it is deleted."""
+    conn.execute("DELETE FROM items_text WHERE image_id = ?", (item.image_id,))
+    if item.status is ItemStatus.DELETED:
+        return
+    body = " ".join(tokenize(lexical_text(item)))
+    if body:
+        conn.execute("INSERT INTO items_text (image_id, body) VALUES (?, ?)", (item.image_id, body))
 
 
 def _item(row: tuple[Any, ...]) -> CatalogItem:
@@ -335,10 +398,12 @@ def _item(row: tuple[Any, ...]) -> CatalogItem:
     except ValueError as exc:
         raise StoreError(f"item {r['image_id']!r} has unknown status {r['status']!r}") from exc
     blob, dim = r.pop("embedding"), r.pop("embedding_dim")
+    text_blob = r.pop("text_embedding")
     r.update(
         status=status,
         tags=json.loads(r["tags"]),
         tags_predicted=bool(r["tags_predicted"]),
         embedding=decode_embedding(blob, dim) if blob is not None else None,
+        text_embedding=decode_embedding(text_blob, dim) if text_blob is not None else None,
     )
     return CatalogItem(**r)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from fashion_search.types import Filter, Match, Vector, VectorRecord
+from fashion_search.types import Filter, Match, SparseVector, Vector, VectorRecord
 
 
 @runtime_checkable
@@ -50,4 +50,27 @@ class VectorIndex(Protocol):
 
     def iter_ids(self, *, namespace: str = "") -> Iterator[str]:
         """Every id in the namespace (for reconciliation)."""
+        ...
+
+
+@runtime_checkable
+class HybridVectorIndex(Protocol):
+    """An index that also holds each record's sparse (lexical) values and answers one
+    sparse-dense query: Pinecone with a dotproduct index. ``hybrid`` is False when this index
+    cannot (a cosine index made before issue #16): callers then query dense only."""
+
+    @property
+    def hybrid(self) -> bool: ...
+
+    def query_hybrid(
+        self,
+        vector: Vector,
+        sparse: SparseVector,
+        *,
+        alpha: float,
+        top_k: int,
+        filter: Filter | None = None,
+        namespace: str = "",
+    ) -> list[Match]:
+        """Best ``top_k`` by ``alpha * dense + (1 - alpha) * sparse`` dot products."""
         ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from fashion_search.errors import InvalidInput
-from fashion_search.ingest.metadata import vector_metadata
+from fashion_search.ingest.documents import vector_record
 from fashion_search.transfer.mapping import (
     SAME_VECTOR_COSINE,
     blob_metadata,
@@ -153,7 +153,7 @@ class Copier:
                     f"target index's {dimension} (made by {item.model_id})"
                 )
                 continue
-            record = VectorRecord(item.image_id, item.embedding, vector_metadata(item))
+            record = vector_record(item)
             old = have.get(item.image_id)
             if (
                 old is not None

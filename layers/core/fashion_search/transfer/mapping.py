@@ -71,9 +71,13 @@ def target_item(
 def same_item(a: CatalogItem, b: CatalogItem) -> bool:
     if any(getattr(a, name) != getattr(b, name) for name in _ITEM_FIELDS):
         return False
-    if a.embedding is None or b.embedding is None:
-        return a.embedding is None and b.embedding is None
-    return bool(np.array_equal(a.embedding, b.embedding))
+    for x, y in ((a.embedding, b.embedding), (a.text_embedding, b.text_embedding)):
+        if x is None or y is None:
+            if x is not None or y is not None:
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
 
 
 def cosine(a: Vector, b: Vector) -> float:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fashion_search.errors import InvalidInput
-from fashion_search.ingest.metadata import vector_metadata
+from fashion_search.ingest.documents import vector_record
 from fashion_search.types import CatalogItem, ItemStatus, VectorRecord
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _record(item: CatalogItem, report: ReindexReport) -> VectorRecord | None:
     if item.model_id != report.model_id or item.embedding.shape[0] != report.dimension:
         report.skipped_other_model += 1
         return None
-    return VectorRecord(item.image_id, item.embedding, vector_metadata(item))
+    return vector_record(item)
 
 
 def _upsert(
