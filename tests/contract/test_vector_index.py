@@ -28,7 +28,7 @@ from fashion_search.stores.filters import matches
 from fashion_search.stores.vectors import VectorIndex
 from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
 from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
-from fashion_search.types import VectorRecord
+from fashion_search.types import SparseVector, VectorRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pinecone import Pinecone
@@ -326,14 +326,16 @@ def test_pinecone_creates_a_missing_index_once(pinecone_fake: FakePinecone) -> N
     first, client = pinecone_index(pinecone_fake, name=name)
     second = PineconeVectorIndex(name, api_key="", dimension=DIM, client=client)
     created = pinecone_fake.indexes[name]
-    assert (created.dimension, created.metric) == (DIM, "cosine")
+    # dotproduct: what sparse-dense (hybrid) records need; unit vectors rank as by cosine.
+    assert (created.dimension, created.metric) == (DIM, "dotproduct")
+    assert first.hybrid and second.hybrid
     assert sum(1 for s in pinecone_fake.seen if (s.method, s.path) == ("POST", "/indexes")) == 1
     for index in (first, second):
         index.close()
     client.close()
 
 
-@pytest.mark.parametrize(("dimension", "metric"), [(DIM + 1, "cosine"), (DIM, "dotproduct")])
+@pytest.mark.parametrize(("dimension", "metric"), [(DIM + 1, "dotproduct"), (DIM, "euclidean")])
 def test_pinecone_refuses_an_index_of_another_shape(
     pinecone_fake: FakePinecone, dimension: int, metric: str
 ) -> None:
@@ -342,6 +344,47 @@ def test_pinecone_refuses_an_index_of_another_shape(
     client = Pinecone(api_key=pinecone_fake.api_key, host=pinecone_fake.url)
     with pytest.raises(ConfigError, match=name):
         PineconeVectorIndex(name, api_key="", dimension=DIM, client=client)
+    client.close()
+
+
+def sparse_record(i: int, terms: dict[int, float]) -> VectorRecord:
+    ordered = sorted(terms)
+    return VectorRecord(
+        f"img-{i:05d}", unit(i), {}, sparse=SparseVector(ordered, [terms[t] for t in ordered])
+    )
+
+
+def test_pinecone_hybrid_ranks_by_alpha_dense_plus_rest_sparse(
+    pinecone_pair: PineconeVectorIndex,
+) -> None:
+    words = {1: {7: 1.0}, 2: {7: 0.5, 9: 1.0}, 3: {}}  # record -> sparse terms
+    pinecone_pair.upsert([sparse_record(i, t) for i, t in words.items()])
+    query = unit(3)
+    sparse = SparseVector([7, 9], [0.25, 0.75])
+    for alpha in (0.0, 0.3, 0.5, 1.0):
+        got = pinecone_pair.query_hybrid(query, sparse, alpha=alpha, top_k=3)
+        want = {
+            f"img-{i:05d}": alpha * float(unit(i) @ query)
+            + (1 - alpha) * sum(w * t.get(k, 0.0) for k, w in zip([7, 9], [0.25, 0.75]))
+            for i, t in words.items()
+        }
+        assert [m.id for m in got] == sorted(want, key=lambda i: -want[i])
+        assert all(m.score == pytest.approx(want[m.id], abs=1e-5) for m in got)
+    # Plain dense queries on the dotproduct index still score by cosine.
+    plain = pinecone_pair.query(query * 3.0, top_k=1)
+    assert plain[0].id == "img-00003" and plain[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pinecone_cosine_index_stays_dense_only(pinecone_fake: FakePinecone) -> None:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    pinecone_fake.create_index(name, dimension=DIM, metric="cosine")
+    index, client = pinecone_index(pinecone_fake, name=name)
+    assert not index.hybrid
+    index.upsert([sparse_record(1, {7: 1.0})])  # sparse values stay home: no 400
+    assert [m.id for m in index.query(unit(1), top_k=1)] == ["img-00001"]
+    with pytest.raises(InvalidInput, match="hybrid"):
+        index.query_hybrid(unit(1), SparseVector([7], [1.0]), alpha=0.5, top_k=1)
+    index.close()
     client.close()
 
 

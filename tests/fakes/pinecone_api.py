@@ -8,6 +8,11 @@ are ``{"error": {"code", "message"}, "status"}``, data-plane errors ``{"code", "
 upsert, > 40 KB or ill-typed metadata per vector, a wrong dimension, top_k outside 1..10000,
 > 1000 ids per fetch/delete, a malformed filter, a missing or wrong ``Api-Key``.
 
+Sparse-dense (https://docs.pinecone.io/guides/search/hybrid-search): records may carry
+``sparseValues`` and queries a ``sparseVector`` on a ``dotproduct`` index only (else 400, as
+Pinecone answers); a dotproduct index scores ``dense . dense + sparse . sparse``, a cosine one
+the dense cosine.
+
 Each index is served under ``/hosts/<name>``, the "host" its describe answer gives; the root
 paths serve an index named ``default`` whose dimension the first vector sets (for callers that
 only know one host). Filters are evaluated with ``fashion_search.stores.filters.matches``; the
@@ -74,6 +79,8 @@ class FakeIndex:
     namespaces: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = field(
         default_factory=dict
     )
+    # namespace -> id -> {sparse index: value}, beside ``namespaces`` (dotproduct indexes).
+    sparse: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -291,11 +298,39 @@ def _upsert(index: FakeIndex, payload: Any, _query: Any) -> dict[str, Any]:
         if not isinstance(record_id, str) or not 1 <= len(record_id) <= 512:
             raise ApiFailure(400, "Vector id must be a string of 1..512 characters")
         values = _check_values(index, vector.get("values"))
-        checked.append((record_id, values, _check_metadata(record_id, vector.get("metadata"))))
-    space = index.namespaces.setdefault(payload.get("namespace", ""), {})
-    for record_id, values, metadata in checked:
+        metadata = _check_metadata(record_id, vector.get("metadata"))
+        checked.append((record_id, values, metadata, _check_sparse(index, vector)))
+    namespace = payload.get("namespace", "")
+    space = index.namespaces.setdefault(namespace, {})
+    sparse_space = index.sparse.setdefault(namespace, {})
+    for record_id, values, metadata, sparse in checked:
         space[record_id] = (values, metadata)
+        sparse_space[record_id] = sparse
     return {"upsertedCount": len(checked)}
+
+
+def _check_sparse(
+    index: FakeIndex, payload: dict[str, Any], key: str = "sparseValues"
+) -> dict[int, float]:
+    sparse = payload.get(key)
+    if sparse is None:
+        return {}
+    if index.metric != "dotproduct":
+        raise ApiFailure(
+            400, "Index configuration does not support sparse values - only indexes that are "
+            "sparse or using dotproduct are supported",
+        )  # fmt: skip
+    indices, values = sparse.get("indices"), sparse.get("values")
+    if (
+        not isinstance(indices, list)
+        or not isinstance(values, list)
+        or len(indices) != len(values)
+        or len(set(indices)) != len(indices)
+        or not all(isinstance(i, int) and 0 <= i < 2**32 for i in indices)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    ):
+        raise ApiFailure(400, "Sparse vector must have unique uint32 indices and as many values")
+    return {int(i): float(v) for i, v in zip(indices, values, strict=True)}
 
 
 def _query(index: FakeIndex, payload: Any, _query: Any) -> dict[str, Any]:
@@ -303,6 +338,8 @@ def _query(index: FakeIndex, payload: Any, _query: Any) -> dict[str, Any]:
     if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise ApiFailure(400, f"topK must be between 1 and {MAX_TOP_K}, got {top_k}")
     q = np.asarray(_check_values(index, payload.get("vector")))
+    q_sparse = _check_sparse(index, payload, "sparseVector")
+    sparse_space = index.sparse.get(payload.get("namespace", ""), {})
     try:
         node = compile_filter(payload.get("filter"))
     except InvalidFilter as exc:
@@ -312,7 +349,12 @@ def _query(index: FakeIndex, payload: Any, _query: Any) -> dict[str, Any]:
     for record_id, (values, metadata) in index.namespaces.get(namespace, {}).items():
         if matches(node, metadata):
             v = np.asarray(values)
-            scored.append((float(v @ q / (np.linalg.norm(v) * np.linalg.norm(q))), record_id))
+            if index.metric == "dotproduct":
+                doc = sparse_space.get(record_id, {})
+                lexical = sum(w * doc.get(i, 0.0) for i, w in q_sparse.items())
+                scored.append((float(v @ q) + lexical, record_id))
+            else:
+                scored.append((float(v @ q / (np.linalg.norm(v) * np.linalg.norm(q))), record_id))
     scored.sort(key=lambda s: (-s[0], s[1]))
     space = index.namespaces.get(namespace, {})
     out = []

@@ -69,6 +69,9 @@ _TAGS_TTL_S = 60.0
 # hyphen), separators, unassigned/private code points, and the few "letters" that render blank.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Image-only queries: candidates from the product documents, ranked by the pictures alone.
+RERANK_FACTOR = 4
+RERANK_EXTRA = 20
 # Calibration, example queries and fitted statistics move with the catalog, slowly.
 _CAL_TTL_S = 600.0
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.IGNORECASE)
@@ -214,7 +217,9 @@ class Searcher:
                 vector, text, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
             )
         else:
-            hits = self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
+            hits = self._query(
+                vector, top_k=top_k, filters=filters, exclude=exclude, by_picture=text is None
+            )
         if text is not None and not has_image:
             threshold = self.weak_threshold()
             weak = self._is_weak(hits, threshold)
@@ -364,35 +369,56 @@ class Searcher:
         return l2_normalise(records[image_id].values), exclude
 
     def _query(
-        self, vector: Vector, *, top_k: int, filters: Filter | None, exclude: set[str]
+        self,
+        vector: Vector,
+        *,
+        top_k: int,
+        filters: Filter | None,
+        exclude: set[str],
+        by_picture: bool = False,
     ) -> list[Hit]:
+        """Dense hits. ``by_picture`` (a query that is only an image): the index's product
+        documents bring the candidates and the pictures alone rank them, so a product's name
+        never makes one picture look more like another (image->image stays as it was,
+        measured in docs/search.md)."""
         # Ask for more than top_k so that dropping the query's own image (and vectors whose
         # catalog item is gone) still leaves top_k hits.
-        k = min(top_k + len(exclude) + 2, 10_000)
+        k = top_k + len(exclude) + 2
+        if by_picture:
+            k = max(k, RERANK_FACTOR * top_k + RERANK_EXTRA)
         matches = self.stores.vectors.query(
-            vector, top_k=k, filter=filters, include_metadata=True, namespace=self.stores.namespace
+            vector,
+            top_k=min(k, 10_000),
+            filter=filters,
+            include_metadata=False,
+            namespace=self.stores.namespace,
         )
         matches = [m for m in matches if m.id not in exclude]
         items = self.stores.catalog.get_many([m.id for m in matches])
-        hits: list[Hit] = []
+        scored: list[tuple[float, str]] = []
         for m in matches:
             item = items.get(m.id)
             if item is None or item.status != ItemStatus.INDEXED:
                 continue  # orphan vector or a delete in flight: reconcile repairs it
-            hits.append(
-                Hit(
-                    image_id=m.id,
-                    score=float(m.score),
-                    key=item.key,
-                    image_url=self.stores.blobs.url(item.key),
-                    display_name=item.display_name,
-                    tags=dict(item.tags),
-                    dense_score=float(m.score),
-                )
-            )
-            if len(hits) == top_k:
-                break
-        return hits
+            score = float(m.score)
+            if by_picture:
+                score = self._picture_score(vector, item, default=score)
+            scored.append((score, m.id))
+        if by_picture:
+            scored.sort(key=lambda s: (-s[0], s[1]))
+        return [
+            self._hit(items[image_id], score, dense=score) for score, image_id in scored[:top_k]
+        ]
+
+    def _picture_score(self, vector: Vector, item: CatalogItem, *, default: float) -> float:
+        usable = (
+            item.embedding is not None
+            and item.embedding.shape == vector.shape
+            and item.model_id in (None, self.embedder.model_id)
+        )
+        if not usable or item.embedding is None:
+            return default
+        return float(vector @ l2_normalise(item.embedding))
 
     # ----- hybrid (dense + lexical) -------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from fashion_search.lexical import (
     tokenize,
 )
 from fashion_search.model.base import l2_normalise
+from fashion_search.search import RERANK_EXTRA, RERANK_FACTOR
 
 TextFn = Callable[[Sequence[str]], Matrix]
 MIN_WORD_PRODUCTS = 2
@@ -112,15 +113,30 @@ def hybrid_tasks(
     if words:
         relevant = np.array([[w in held for held in per_row] for w in words], dtype=np.bool_)
         results += modes("name-word->product", words, relevant)
-    image_docs = (l2_normalise(image_vectors) @ docs.T).astype(np.float32)
+    images = l2_normalise(image_vectors)
+    image_docs = (images @ docs.T).astype(np.float32)
     np.fill_diagonal(image_docs, -np.inf)
+    served = served_by_picture(image_docs, (images @ images.T).astype(np.float32), max(ks))
     for field in ("articleType", "baseColour"):
         labels = [r.tags.get(field, "") for r in rows]
         relevant = same_label(labels, labels)
         np.fill_diagonal(relevant, False)
-        results.append(
-            TaskResult(
-                f"image->image ({field}) [documents]", rank_metrics(image_docs, relevant, ks=ks)
+        for name, scores in (("documents", image_docs), ("served", served)):
+            results.append(
+                TaskResult(
+                    f"image->image ({field}) [{name}]", rank_metrics(scores, relevant, ks=ks)
+                )
             )
-        )
     return results
+
+
+def served_by_picture(doc_scores: Matrix, picture_scores: Matrix, top_k: int) -> Matrix:
+    """What search serves an image-only query: the best ``RERANK_FACTOR * top_k +
+    RERANK_EXTRA`` product documents as candidates, ranked by the pictures alone."""
+    k = min(RERANK_FACTOR * top_k + RERANK_EXTRA, doc_scores.shape[1])
+    candidates = np.argpartition(-doc_scores, k - 1, axis=1)[:, :k]
+    out = np.full(doc_scores.shape, -np.inf, dtype=np.float32)
+    rows = np.arange(doc_scores.shape[0])[:, None]
+    out[rows, candidates] = picture_scores[rows, candidates]
+    out[~np.isfinite(doc_scores)] = -np.inf  # the query itself stays out
+    return out

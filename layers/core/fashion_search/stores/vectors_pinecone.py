@@ -11,6 +11,14 @@ timeouts, with decorrelated-jitter backoff that honours ``Retry-After`` (3 retri
 retry budget). We do not stack a second loop on top; what is still failing after that becomes
 ``TransientStoreError`` (worth retrying later: ingest leaves the record for redelivery), and any
 other vendor error becomes ``StoreError``, always ``raise ... from exc``.
+
+Hybrid (issue #16): indexes are created with the ``dotproduct`` metric and records carry the
+product's sparse lexical values beside its dense vector, so one query ranks by
+``alpha * dense + (1 - alpha) * sparse`` server-side: the query's dense values are scaled by
+``alpha`` and its sparse values by ``1 - alpha`` (Pinecone's single-index hybrid pattern,
+https://docs.pinecone.io/guides/search/hybrid-search/single-index; sparse values need a
+dotproduct index). Dense values are stored unit length, so the dense dot product is the cosine
+a cosine index gives. A cosine index made before keeps working, dense only (``hybrid`` False).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from pinecone.errors.exceptions import (
 
 from fashion_search.errors import ConfigError, InvalidInput, StoreError, TransientStoreError
 from fashion_search.stores.filters import compile_filter, validate_metadata, validate_record_id
-from fashion_search.types import Filter, Match, Vector, VectorRecord
+from fashion_search.types import Filter, Match, SparseVector, Vector, VectorRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +62,11 @@ LIST_PAGE = 100
 _FLOAT_CHARS = 25
 _ENVELOPE = 256
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# A sparse index (uint32) and value in JSON, with separators.
+_SPARSE_CHARS = 36
+_METRICS = ("cosine", "dotproduct")
+# Pinecone refuses an all-zero dense query; alpha = 0 (words only) keeps a negligible one.
+_MIN_DENSE_SCALE = 1e-6
 
 
 def _translate(what: str, call: Callable[[], T]) -> T:
@@ -69,7 +82,7 @@ def _translate(what: str, call: Callable[[], T]) -> T:
         raise StoreError(f"Pinecone {what} failed: {exc.message}") from exc
 
 
-def _values(vector: Vector, dimension: int, record_id: str) -> list[float]:
+def _values(vector: Vector, dimension: int, record_id: str, *, unit: bool = False) -> list[float]:
     array = np.asarray(vector, dtype=np.float32).reshape(-1)
     if array.shape[0] != dimension:
         raise InvalidInput(
@@ -82,8 +95,18 @@ def _values(vector: Vector, dimension: int, record_id: str) -> list[float]:
             "vector",
             field="values",
         )
+    if unit:  # a dotproduct index ranks by cosine only on unit vectors
+        array = array / np.float32(np.linalg.norm(array))
     values: list[float] = array.tolist()
     return values
+
+
+def _sparse(sparse: SparseVector, record_id: str, scale: float = 1.0) -> dict[str, Any]:
+    if len(sparse.indices) != len(sparse.values) or len(set(sparse.indices)) != len(sparse.indices):
+        raise InvalidInput(f"sparse values of {record_id!r} are malformed", field="sparse")
+    if not all(0 <= i < 2**32 for i in sparse.indices):
+        raise InvalidInput(f"sparse indices of {record_id!r} must be uint32", field="sparse")
+    return {"indices": list(sparse.indices), "values": [float(v) * scale for v in sparse.values]}
 
 
 class PineconeVectorIndex:
@@ -110,6 +133,7 @@ class PineconeVectorIndex:
         self._dimension = dimension
         self._name = index_name
         self._owns_client = client is None
+        self._metric = "cosine"
         try:
             self._client = client or Pinecone(api_key=api_key, timeout=timeout_s)
         except PineconeError as exc:
@@ -120,6 +144,7 @@ class PineconeVectorIndex:
             if host:
                 stats = _translate("stats", self._index.describe_index_stats)
                 self._check_dimension(stats.dimension)
+                self._check_metric(getattr(stats, "metric", None) or "cosine")
         except BaseException:
             self.close()  # no half-built adapter holding sockets
             raise
@@ -131,8 +156,8 @@ class PineconeVectorIndex:
             return None
 
     def _create(self, cloud: str, region: str, ready_timeout_s: int) -> Any:
-        log.info("creating Pinecone index %s (%d-d, cosine)", self._name, self._dimension)
-        dense = {"type": "dense_vector", "dimension": self._dimension, "metric": "cosine"}
+        log.info("creating Pinecone index %s (%d-d, dotproduct)", self._name, self._dimension)
+        dense = {"type": "dense_vector", "dimension": self._dimension, "metric": "dotproduct"}
         try:
             return self._client.indexes.create(
                 name=self._name,
@@ -151,12 +176,7 @@ class PineconeVectorIndex:
             )
         field = model.schema.fields.get("_values")
         self._check_dimension(getattr(field, "dimension", None))
-        metric = getattr(field, "metric", None)
-        if metric != "cosine":
-            raise ConfigError(
-                f"Pinecone index {self._name!r} uses metric {metric!r}; this service needs cosine",
-                field="FASHION_SEARCH_AWS__PINECONE_INDEX",
-            )
+        self._check_metric(getattr(field, "metric", None))
         if not model.host:
             raise TransientStoreError(f"Pinecone index {self._name!r} has no host yet")
         return str(model.host)
@@ -169,9 +189,29 @@ class PineconeVectorIndex:
                 field="FASHION_SEARCH_AWS__PINECONE_INDEX",
             )
 
+    def _check_metric(self, metric: str | None) -> None:
+        if metric not in _METRICS:
+            raise ConfigError(
+                f"Pinecone index {self._name!r} uses metric {metric!r}; this service needs "
+                "dotproduct (hybrid) or cosine (dense only)",
+                field="FASHION_SEARCH_AWS__PINECONE_INDEX",
+            )
+        self._metric = metric
+        if metric == "cosine":
+            log.warning(
+                "Pinecone index %s is cosine: search matches pictures only, not words; a "
+                "dotproduct index (reindex into a new one) adds them",
+                self._name,
+            )
+
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def hybrid(self) -> bool:
+        """Whether records carry sparse values and queries may mix them in."""
+        return self._metric == "dotproduct"
 
     def close(self) -> None:
         """Close the data-plane connections, and the client when this adapter made it."""
@@ -186,12 +226,15 @@ class PineconeVectorIndex:
         for record in records:
             record_id = validate_record_id(record.id)
             encoded = validate_metadata(record.metadata, record_id=record_id)
-            item = {
+            item: dict[str, Any] = {
                 "id": remote_id(record_id),
-                "values": _values(record.values, self._dimension, record_id),
+                "values": _values(record.values, self._dimension, record_id, unit=self.hybrid),
                 "metadata": dict(record.metadata),
             }
             item_size = _FLOAT_CHARS * self._dimension + len(encoded.encode())
+            if self.hybrid and record.sparse is not None and record.sparse.indices:
+                item["sparse_values"] = _sparse(record.sparse, record_id)
+                item_size += _SPARSE_CHARS * len(record.sparse.indices) + 64
             item_size += len(json.dumps(record_id)) + 64
             if len(batches[-1]) >= MAX_UPSERT_VECTORS or size + item_size > MAX_REQUEST_BYTES:
                 batches.append([])
@@ -219,7 +262,7 @@ class PineconeVectorIndex:
         compile_filter(filter)  # InvalidFilter before any network call
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
-        values = _values(vector, self._dimension, "query")
+        values = _values(vector, self._dimension, "query", unit=self.hybrid)
         response = _translate(
             "query",
             lambda: self._index.query(
@@ -235,6 +278,41 @@ class PineconeVectorIndex:
             Match(id=local_id(m.id), score=float(m.score), metadata=dict(m.metadata or {}))
             for m in response.matches
         ]
+
+    def query_hybrid(
+        self,
+        vector: Vector,
+        sparse: SparseVector,
+        *,
+        alpha: float,
+        top_k: int,
+        filter: Filter | None = None,
+        namespace: str = "",
+    ) -> list[Match]:
+        """One sparse-dense query: ``alpha * dense + (1 - alpha) * sparse`` per match."""
+        compile_filter(filter)
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
+        if not self.hybrid:
+            raise InvalidInput(f"Pinecone index {self._name!r} is not a hybrid (dotproduct) one")
+        scale = max(alpha, _MIN_DENSE_SCALE)
+        values = [v * scale for v in _values(vector, self._dimension, "query", unit=True)]
+        kwargs: dict[str, Any] = {}
+        if sparse.indices and alpha < 1.0:
+            kwargs["sparse_vector"] = _sparse(sparse, "query", 1.0 - alpha)
+        response = _translate(
+            "query",
+            lambda: self._index.query(
+                vector=values,
+                top_k=top_k,
+                filter=filter or None,
+                include_metadata=False,
+                include_values=False,
+                namespace=namespace,
+                **kwargs,
+            ),
+        )
+        return [Match(id=local_id(m.id), score=float(m.score)) for m in response.matches]
 
     def fetch(self, ids: Sequence[str], *, namespace: str = "") -> dict[str, VectorRecord]:
         out: dict[str, VectorRecord] = {}
