@@ -365,7 +365,8 @@ def test_pinecone_hybrid_ranks_by_alpha_dense_plus_rest_sparse(
         got = pinecone_pair.query_hybrid(query, sparse, alpha=alpha, top_k=3)
         want = {
             f"img-{i:05d}": alpha * float(unit(i) @ query)
-            + (1 - alpha) * sum(w * t.get(k, 0.0) for k, w in zip([7, 9], [0.25, 0.75]))
+            + (1 - alpha)
+            * sum(w * t.get(k, 0.0) for k, w in zip([7, 9], [0.25, 0.75], strict=True))
             for i, t in words.items()
         }
         assert [m.id for m in got] == sorted(want, key=lambda i: -want[i])

@@ -24,10 +24,12 @@ def expected_order(home: Home, query: np.ndarray, exclude: set[str] = frozenset(
 def test_text_query_returns_the_closest_image_with_everything_a_client_needs(
     client: TestClient, home: Home
 ) -> None:
-    r = client.post("/get_image_by_text", json={"text": "a red summer dress"})
+    # alpha 1: the picture alone, so the dense order below is the whole story (the words'
+    # part is tested in test_hybrid_routes.py).
+    r = client.post("/get_image_by_text", json={"text": "a red summer dress", "alpha": 1.0})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"results", "model_id", "took_ms"}
+    assert set(body) == {"results", "model_id", "took_ms", "weak_match", "weak_below", "alpha"}
     assert body["model_id"] == home.embedder.model_id
     assert len(body["results"]) == 1  # top_k defaults to 1: "the closest image"
     hit = body["results"][0]
@@ -46,7 +48,7 @@ def test_text_query_returns_the_closest_image_with_everything_a_client_needs(
 
 
 def test_text_query_top_k_and_ranking(client: TestClient, home: Home) -> None:
-    r = client.post("/get_image_by_text", json={"text": "striped top", "top_k": 4})
+    r = client.post("/get_image_by_text", json={"text": "striped top", "top_k": 4, "alpha": 1})
     hits = r.json()["results"]
     text_vec = home.embedder.embed_texts(["striped top"])[0]
     assert [h["image_id"] for h in hits] == expected_order(home, text_vec)[:4]
@@ -165,6 +167,7 @@ def test_multimodal_search_combines_weights(client: TestClient, home: Home) -> N
         "negative_text": "striped",
         "weights": {"image": 1.0, "text": 2.0, "negative": 0.5},
         "top_k": 5,
+        "alpha": 1.0,  # dense weights only; words are test_hybrid_routes.py's
     }
     r = client.post("/search", json=body)
     assert r.status_code == 200, r.text

@@ -15,6 +15,13 @@ _FILTERS = (
 )
 
 
+_ALPHA = (
+    "Picture vs words, 0..1: results rank by alpha * dense (CLIP) score + (1 - alpha) * lexical "
+    "score of the query's words in the product's name and tags. 1 = the picture only, 0 = the "
+    "words only; default: the server's (FASHION_SEARCH_SEARCH__ALPHA)."
+)
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +30,7 @@ class TextQuery(_Request):
     text: str = Field(description="What to look for, e.g. 'red summer dress'.", min_length=1)
     top_k: int = Field(default=1, ge=1, strict=True, description=_TOP_K)
     filters: Filters | None = Field(default=None, description=_FILTERS)
+    alpha: float | None = Field(default=None, ge=0, le=1, description=_ALPHA)
 
 
 class SimilarQuery(_Request):
@@ -58,11 +66,23 @@ class SearchQuery(_Request):
     top_k: int | None = Field(
         default=None, ge=1, strict=True, description=_TOP_K + " Default 3 with an image, else 1."
     )
+    alpha: float | None = Field(default=None, ge=0, le=1, description=_ALPHA)
 
 
 class Hit(BaseModel):
     image_id: str
-    score: float = Field(description="Cosine similarity, higher is closer.")
+    score: float = Field(
+        description="Higher is closer: the cosine similarity, or for a query with words "
+        "alpha * dense_score + (1 - alpha) * lexical_score."
+    )
+    dense_score: float | None = Field(
+        default=None, description="Cosine similarity of the query to the product's document."
+    )
+    lexical_score: float | None = Field(
+        default=None,
+        description="How much of the query's words (by rarity) the product's name and tags "
+        "hold: about 1 when all of them, 0 when none; null without a lexical part.",
+    )
     display_name: str | None
     tags: dict[str, str]
     image_url: str = Field(description="A URL a browser can open (presigned in AWS).")
@@ -73,6 +93,17 @@ class SearchResponse(BaseModel):
     results: list[Hit]
     model_id: str
     took_ms: float
+    weak_match: bool = Field(
+        default=False,
+        description="True when a text query's best result neither looks like it (dense score "
+        "under weak_below) nor carries its words: the results are the nearest, not a match.",
+    )
+    weak_below: float | None = Field(
+        default=None,
+        description="The dense score under which this model's best match is weak (calibrated "
+        "on the catalog's own names); null for image queries.",
+    )
+    alpha: float | None = Field(default=None, description="The alpha used; null without text.")
 
 
 class Health(BaseModel):
@@ -91,6 +122,11 @@ class Health(BaseModel):
 
 class TagFields(BaseModel):
     fields: dict[str, list[str]]
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Example queries made of the catalog's own words (colour + product type "
+        "of real products), each of which finds something.",
+    )
 
 
 class ImageItem(BaseModel):
@@ -138,6 +174,7 @@ SEARCH_FORM: dict[str, Any] = {
         "weight_image": {"type": "number", "minimum": 0, "maximum": 100},
         "weight_text": {"type": "number", "minimum": 0, "maximum": 100},
         "weight_negative": {"type": "number", "minimum": 0, "maximum": 100},
+        "alpha": {"type": "number", "minimum": 0, "maximum": 1},
         "top_k": {"type": "integer", "minimum": 1},
         "filters": {"type": "string", "description": "JSON-encoded filter"},
     },

@@ -72,6 +72,7 @@ def reindex_cmd(
     """Rebuild the vector index from the catalog's stored embeddings (no model, no image reads)."""
     from fashion_search.home import open_stores
     from fashion_search.transfer.reindex import reindex
+    from fashion_search.vocabulary import refresh_lexical_stats
 
     settings = Settings()
     require_home(settings)
@@ -83,7 +84,9 @@ def reindex_cmd(
             report = reindex(
                 stores, model_id=mid, batch_size=batch_size, prune=prune, on_progress=bar.update
             )
-    _emit(report.as_dict(), json_path)
+        summary = report.as_dict()
+        summary["lexical_stats"] = refresh_lexical_stats(stores, settings)
+    _emit(summary, json_path)
 
 
 def migrate_cmd(
@@ -115,6 +118,7 @@ def migrate_cmd(
     The AWS side is read from the FASHION_SEARCH_AWS__* settings."""
     from fashion_search.home import open_stores
     from fashion_search.transfer.migrate import migrate
+    from fashion_search.vocabulary import refresh_lexical_stats
 
     settings = Settings()
     if to is Home.AWS and to_data_dir is not None:
@@ -149,7 +153,9 @@ def migrate_cmd(
                 verify_sample=verify_sample,
                 on_progress=bar.update,
             )
-    _emit(report.as_dict(), json_path)
+        summary = report.as_dict()
+        summary["lexical_stats"] = refresh_lexical_stats(target, target_settings)
+    _emit(summary, json_path)
     if not report.ok:
         typer.echo("migration incomplete or not verified: see the summary above", err=True)
         raise typer.Exit(1)

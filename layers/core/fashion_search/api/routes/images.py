@@ -32,4 +32,5 @@ async def get_image(image_id: str, searcher: SearcherDep) -> ImageItem:
 
 @router.get("/tags", response_model=TagFields, summary="Tag fields and their values (for filters)")
 async def get_tags(searcher: SearcherDep) -> TagFields:
-    return TagFields(fields=await run_in_threadpool(searcher.tag_values))
+    fields = await run_in_threadpool(searcher.tag_values)
+    return TagFields(fields=fields, examples=await run_in_threadpool(searcher.example_queries))

@@ -40,6 +40,8 @@ def _response(result: SearchResult) -> SearchResponse:
         Hit(
             image_id=h.image_id,
             score=h.score,
+            dense_score=h.dense_score,
+            lexical_score=h.lexical_score,
             display_name=h.display_name,
             tags=h.tags,
             image_url=h.image_url,
@@ -47,7 +49,14 @@ def _response(result: SearchResult) -> SearchResponse:
         )
         for h in result.hits
     ]
-    return SearchResponse(results=hits, model_id=result.model_id, took_ms=result.took_ms)
+    return SearchResponse(
+        results=hits,
+        model_id=result.model_id,
+        took_ms=result.took_ms,
+        weak_match=result.weak_match,
+        weak_below=result.weak_below,
+        alpha=result.alpha,
+    )
 
 
 @router.post(
@@ -59,7 +68,7 @@ def _response(result: SearchResult) -> SearchResponse:
 async def get_image_by_text(request: Request, searcher: SearcherDep) -> SearchResponse:
     body.require_media_type(request, body.JSON)
     q = await body.read_json(request, TextQuery)
-    query = Query(text=q.text, w_image=0.0, top_k=q.top_k, filters=q.filters)
+    query = Query(text=q.text, w_image=0.0, top_k=q.top_k, filters=q.filters, alpha=q.alpha)
     return _response(await run_in_threadpool(searcher.search, query))
 
 
@@ -136,6 +145,7 @@ async def search(request: Request, searcher: SearcherDep, settings: SettingsDep)
             w_negative=q.weights.negative,
             top_k=q.top_k,
             filters=q.filters,
+            alpha=q.alpha,
         )
     return _response(await run_in_threadpool(searcher.search, query))
 
@@ -156,6 +166,7 @@ async def _form_query(form: Any, settings: Settings) -> Query:
         w_negative=defaults.w_negative if weights["negative"] is None else weights["negative"],
         top_k=body.form_int(form, "top_k"),
         filters=body.form_filters(form),
+        alpha=body.form_number(form, "alpha", float),
     )
 
 
