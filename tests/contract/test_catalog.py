@@ -49,8 +49,9 @@ def item(image_id: str = "15970", **fields: Any) -> CatalogItem:
 def fields_of(it: CatalogItem) -> dict[str, Any]:
     """Comparable fields (the embedding as its exact bytes)."""
     out = {name: getattr(it, name) for name in CatalogItem.__slots__}
-    emb = out.pop("embedding")
-    out["embedding"] = None if emb is None else (emb.dtype.str, emb.tobytes())
+    for name in ("embedding", "text_embedding"):
+        emb = out.pop(name)
+        out[name] = None if emb is None else (emb.dtype.str, emb.tobytes())
     return out
 
 
@@ -72,6 +73,7 @@ def test_round_trip_keeps_every_field_and_the_embedding_bit_exact(catalog: Catal
         ordering_token="0001",
         model_id="ViT-B-32__openai",
         embedding=vector,
+        text_embedding=vector[::-1].copy(),  # the display name's vector (product documents)
         reason=None,
         created_at=1700000000.25,
         updated_at=1700000001.5,
@@ -256,6 +258,28 @@ def test_sqlite_migrates_a_v1_catalog_in_place(tmp_path: Path) -> None:
     reopened = SqliteCatalog(tmp_path / "c.sqlite")
     assert reopened.get("old").embedding.tolist() == [1.0] * 4  # type: ignore[union-attr]
     reopened.close()
+
+
+def test_sqlite_migration_indexes_the_words_of_existing_items(tmp_path: Path) -> None:
+    cat = SqliteCatalog(_sqlite_file(tmp_path / "c.sqlite", _V1))
+    assert cat.lexical_matches(["men"], limit=5) == [("old", ["men"])]  # its tag, backfilled
+    assert cat.lexical_stats(["men", "puma"]).df == {"men": 1}
+    cat.close()
+
+
+def test_sqlite_finds_items_by_their_words_until_they_go(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    cat.put(item("a", status=INDEXED, display_name="Puma Men Blue Tshirt", tags={"year": "2012"}))
+    cat.put(item("b", status=INDEXED, display_name="Nike Women Shoes"))
+    cat.put(item("c", status=ItemStatus.PENDING, display_name="Puma Cap"))  # not served yet
+    assert cat.lexical_matches(["puma"], limit=5) == [("a", ["puma", "men", "blue", "tshirt"])]
+    stats = cat.lexical_stats(["puma", "2012", "shoe"])
+    assert stats.n_docs == 3 and stats.df == {"puma": 2, "shoe": 1}  # years are no words
+    cat.put_if_newer(item("a", status=ItemStatus.DELETED, ordering_token="9"))
+    assert cat.lexical_matches(["puma"], limit=5) == []
+    cat.delete("b")
+    assert cat.lexical_matches(["shoe"], limit=5) == [] and cat.lexical_stats([]).n_docs == 1
+    cat.close()
 
 
 @pytest.mark.parametrize(
