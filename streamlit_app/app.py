@@ -20,6 +20,7 @@ log = logging.getLogger("fashion_search_ui")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif"]
 MAX_TOP_K = 48
 DEFAULT_TOP_K = 8
+DEFAULT_ALPHA = 0.5  # the API's default (docs/search.md): words and picture count alike
 
 
 def set_query(query: Query) -> None:
@@ -62,7 +63,10 @@ def image_source(upload: UploadedFile | None, url: str, config: UiConfig) -> Que
     return None
 
 
-def sidebar(client: ApiClient) -> tuple[int, tuple[tuple[str, tuple[str, ...]], ...]]:
+Sidebar = tuple[int, tuple[tuple[str, tuple[str, ...]], ...], float]
+
+
+def sidebar(client: ApiClient) -> Sidebar:
     with st.sidebar:
         st.header("Fashion search")
         options: dict[str, list[str]] = {}
@@ -74,9 +78,19 @@ def sidebar(client: ApiClient) -> tuple[int, tuple[tuple[str, tuple[str, ...]], 
         except ApiError as exc:
             st.caption(f"API: {exc.kind.replace('_', ' ')}")
         top_k = st.slider("Results", 1, MAX_TOP_K, DEFAULT_TOP_K, key="top_k")
+        alpha = st.slider(
+            "Match words ↔ picture",
+            0.0,
+            1.0,
+            DEFAULT_ALPHA,
+            0.05,
+            key="alpha",
+            help="0: only products whose name or tags hold your words; 1: only what the "
+            "pictures look like. In between, both count.",
+        )
         st.subheader("Filters")
         filters = filter_sidebar(options)
-    return int(top_k), filters
+    return int(top_k), filters, float(alpha)
 
 
 def query_tabs(config: UiConfig) -> None:
@@ -159,14 +173,22 @@ def main() -> None:
     st.set_page_config(page_title="Fashion search", page_icon="👗", layout="wide")
     config = load_config()
     client = ApiClient(config)
-    top_k, filters = sidebar(client)
+    top_k, filters, alpha = sidebar(client)
     st.title("Find it by words or by picture")
     query_tabs(config)
     query: Query | None = st.session_state.get("query")
     if query is None or query.is_empty:
-        empty_state(pick_suggestion)
+        empty_state(pick_suggestion, catalog_examples(client))
         return
-    results(client, SearchRequest(query=query, top_k=top_k, filters=filters))
+    results(client, SearchRequest(query=query, top_k=top_k, filters=filters, alpha=alpha))
+
+
+def catalog_examples(client: ApiClient) -> list[str]:
+    """The API's example queries, in the catalog's own words; none if it cannot say."""
+    try:
+        return cache.examples(client)
+    except ApiError:
+        return []
 
 
 try:

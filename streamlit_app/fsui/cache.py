@@ -44,6 +44,11 @@ def _tags(api_url: str, key_fingerprint: str, *, _client: ApiClient) -> dict[str
 
 
 @st.cache_data(ttl=TAGS_TTL_S, max_entries=8, show_spinner=False)
+def _examples(api_url: str, key_fingerprint: str, *, _client: ApiClient) -> list[str]:
+    return _client.examples()
+
+
+@st.cache_data(ttl=TAGS_TTL_S, max_entries=8, show_spinner=False)
 def _health(api_url: str, *, _client: ApiClient) -> dict[str, Any]:
     return _client.health()
 
@@ -72,6 +77,10 @@ def search(client: ApiClient, request: SearchRequest) -> SearchResponse:
 
 def tags(client: ApiClient) -> dict[str, list[str]]:
     return _tags(client.config.api_url, client.config.key_fingerprint, _client=client)
+
+
+def examples(client: ApiClient) -> list[str]:
+    return _examples(client.config.api_url, client.config.key_fingerprint, _client=client)
 
 
 def health(client: ApiClient) -> dict[str, Any]:

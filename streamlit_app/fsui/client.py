@@ -171,7 +171,14 @@ class ApiClient:
             model_id=doc.get("model_id"),
             took_ms=float(took) if isinstance(took, int | float) else None,
             endpoint=endpoint,
+            weak_match=doc.get("weak_match") is True,
         )
+
+    def examples(self) -> list[str]:
+        """Example queries made of the catalog's own words (empty if the API has none)."""
+        doc = self._call("GET", "/tags")
+        examples = doc.get("examples", []) if isinstance(doc, dict) else []
+        return [str(e) for e in examples if isinstance(e, str) and e.strip()]
 
     def _route(self, request: SearchRequest) -> tuple[str, dict[str, Any]]:
         """Pick the endpoint: the two classic routes when they suffice, /search when mixed."""
@@ -180,8 +187,9 @@ class ApiClient:
         filters = request.filter_json()
         if q.image is not None:
             return _multipart(request, mixed=bool(text or negative))
+        alpha = {"alpha": request.alpha} if request.alpha is not None and text else {}
         if not q.has_image and not negative:
-            body: dict[str, Any] = {"text": text, "top_k": request.top_k}
+            body: dict[str, Any] = {"text": text, "top_k": request.top_k} | alpha
             return "/get_image_by_text", {"json": body | ({"filters": filters} if filters else {})}
         body = {"top_k": request.top_k} | ({"filters": filters} if filters else {})
         if not (text or negative):
@@ -198,7 +206,7 @@ class ApiClient:
         if q.weights is not None:
             image_w, text_w, negative_w = q.weights
             body["weights"] = {"image": image_w, "text": text_w, "negative": negative_w}
-        return "/search", {"json": body}
+        return "/search", {"json": body | alpha}
 
 
 def _multipart(request: SearchRequest, *, mixed: bool) -> tuple[str, dict[str, Any]]:
@@ -213,6 +221,8 @@ def _multipart(request: SearchRequest, *, mixed: bool) -> tuple[str, dict[str, A
         return "/get_similar_images", {"files": files, "data": data}
     if q.text.strip():
         data["text"] = q.text.strip()
+        if request.alpha is not None:
+            data["alpha"] = repr(float(request.alpha))
     if q.negative_text.strip():
         data["negative_text"] = q.negative_text.strip()
     if q.weights is not None:

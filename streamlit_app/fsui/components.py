@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urljoin
 
 import streamlit as st
@@ -21,7 +21,8 @@ FILTER_FIELDS: tuple[tuple[str, str], ...] = (
     ("season", "Season"),
     ("usage", "Usage"),
 )
-# Shown when nothing has been searched yet; each is a button that runs it.
+# Shown when nothing has been searched yet and the API offers no examples of its own (the
+# catalog's words, GET /tags); each is a button that runs it.
 SUGGESTIONS: tuple[str, ...] = (
     "red summer dress",
     "men's white sneakers",
@@ -31,6 +32,7 @@ SUGGESTIONS: tuple[str, ...] = (
     "gold wrist watch",
 )
 GRID_COLUMNS = 4
+WEAK_MATCH = "No close match — showing the nearest."
 # Tags shown under a result, most telling first; the rest are left to the detail.
 CARD_TAGS: tuple[str, ...] = ("articleType", "baseColour", "gender", "season", "usage")
 
@@ -58,7 +60,7 @@ def show_error(error: ApiError) -> None:
         st.warning(error.message, icon="⚠️")
 
 
-def empty_state(on_pick: Callable[[str], None]) -> None:
+def empty_state(on_pick: Callable[[str], None], examples: Sequence[str] = ()) -> None:
     st.info(
         'Describe what you are looking for ("red summer dress"), upload a photo, or paste an '
         "image URL. Narrow the results with the filters in the sidebar.",
@@ -66,7 +68,7 @@ def empty_state(on_pick: Callable[[str], None]) -> None:
     )
     st.caption("Or try one of these:")
     cols = st.columns(3)
-    for i, text in enumerate(SUGGESTIONS):
+    for i, text in enumerate(list(examples)[:6] or SUGGESTIONS):
         cols[i % 3].button(text, key=f"suggest_{i}", on_click=on_pick, args=(text,))
 
 
@@ -133,7 +135,11 @@ def results_grid(
         st.info("No matches. Loosen the filters in the sidebar or describe it differently.")
         return
     took = f" in {response.took_ms:.0f} ms" if response.took_ms is not None else ""
-    st.caption(f"{len(response.results)} matches{took}")
+    if response.weak_match:  # never present the nearest as if it were the answer
+        st.warning(WEAK_MATCH, icon="🔍")
+        st.caption(f"{len(response.results)} nearest items{took}")
+    else:
+        st.caption(f"{len(response.results)} matches{took}")
     for start in range(0, len(response.results), GRID_COLUMNS):
         cols = st.columns(GRID_COLUMNS)
         for offset, result in enumerate(response.results[start : start + GRID_COLUMNS]):

@@ -38,6 +38,8 @@ class SearchRequest:
     top_k: int
     # ((field, (value, ...)), ...) sorted, so equal filters make equal cache keys.
     filters: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Words vs picture for queries with text (the API's alpha); None: the API's default.
+    alpha: float | None = None
 
     def filter_json(self) -> dict[str, Any]:
         """The filters in the API's (Pinecone's) filter language."""
@@ -61,6 +63,7 @@ class SearchRequest:
             "weights": q.weights,
             "top_k": self.top_k,
             "filters": self.filter_json(),
+            "alpha": self.alpha,
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
@@ -81,3 +84,5 @@ class SearchResponse:
     model_id: str | None = None
     took_ms: float | None = None
     endpoint: str = ""
+    # The API says the best result neither looks like the words nor carries them.
+    weak_match: bool = False

@@ -56,8 +56,10 @@ def tokenize(text: str | None) -> list[str]:
     ["navy", "blue", "t", "shirt"]."""
     if not text:
         return []
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = text.casefold()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
     return [_stem(t) for t in _WORD.findall(folded)]
 
 
@@ -149,8 +151,11 @@ def sparse_query(weights: Mapping[str, float]) -> tuple[list[int], list[float]]:
 
 def lexical_score(weights: Mapping[str, float], doc_tokens: Sequence[str]) -> float:
     """The reference score: what Pinecone's sparse dot product and the FTS5 path compute."""
-    doc = document_weights(doc_tokens)
-    return float(sum(w * doc.get(t, 0.0) for t, w in weights.items()))
+    # Only the query's tokens matter: count those, not the whole document (the hot loop of a
+    # hybrid query scores every candidate).
+    return float(
+        sum(w * term_weight(n) for t, w in weights.items() if (n := doc_tokens.count(t)))
+    )
 
 
 def fuse(dense: float, lexical: float, alpha: float) -> float:

@@ -32,7 +32,6 @@ import numpy as np
 
 from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge
 from fashion_search.ingest.documents import document_vector, lexical_text
-from fashion_search.ingest.metadata import vector_metadata
 from fashion_search.lexical import (
     LexicalStats,
     check_alpha,
@@ -72,6 +71,8 @@ _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Image-only queries: candidates from the product documents, ranked by the pictures alone.
 RERANK_FACTOR = 4
 RERANK_EXTRA = 20
+# Words in more than this share of the catalog bring no FTS5 candidates of their own.
+COMMON_SHARE = 0.25
 # Calibration, example queries and fitted statistics move with the catalog, slowly.
 _CAL_TTL_S = 600.0
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.IGNORECASE)
@@ -170,6 +171,7 @@ class Searcher:
         self._calibration: tuple[float, float | None] | None = None
         self._stats: tuple[float, LexicalStats] | None = None
         self._examples: tuple[float, list[str]] | None = None
+        self._model_id_cache: str | None = None
 
     # ----- public queries -------------------------------------------------------------------
 
@@ -414,7 +416,7 @@ class Searcher:
         usable = (
             item.embedding is not None
             and item.embedding.shape == vector.shape
-            and item.model_id in (None, self.embedder.model_id)
+            and item.model_id in (None, self._model_id)
         )
         if not usable or item.embedding is None:
             return default
@@ -433,58 +435,120 @@ class Searcher:
         exclude: set[str],
     ) -> list[Hit]:
         tokens = tokenize(text)
-        k = min(max(top_k + len(exclude) + 2, self.settings.search.candidates), 10_000)
-        catalog, vectors, ns = self.stores.catalog, self.stores.vectors, self.stores.namespace
-        dense: dict[str, float] = {}
+        catalog, vectors = self.stores.catalog, self.stores.vectors
         if isinstance(catalog, LexicalCatalog):
-            weights = query_weights(tokens, catalog.lexical_stats(tokens))
-            for m in vectors.query(
-                vector, top_k=k, filter=filters, include_metadata=False, namespace=ns
-            ):
-                dense[m.id] = float(m.score)
-            ids = [*dense, *(i for i, _ in catalog.lexical_matches(tokens, limit=k))]
-        elif isinstance(vectors, HybridVectorIndex) and vectors.hybrid:
-            weights = query_weights(tokens, self._fitted_stats())
-            indices, values = sparse_query(weights)
-            found = vectors.query_hybrid(
-                vector,
-                SparseVector(indices, values),
-                alpha=alpha,
-                top_k=k,
-                filter=filters,
-                namespace=ns,
+            scored = self._fused_locally(
+                catalog, vector, tokens, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
             )
-            ids = [m.id for m in found]
+        elif isinstance(vectors, HybridVectorIndex) and vectors.hybrid:
+            scored = self._fused_by_index(
+                vectors, vector, tokens, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
+            )
         else:  # an index that cannot match words (a cosine Pinecone index): dense only
             return self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
-        ids = [i for i in dict.fromkeys(ids) if i not in exclude]
-        items = catalog.get_many(ids)
-        scored: list[tuple[float, str, float, float]] = []
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        hits: list[Hit] = []
+        for start in range(0, len(scored), top_k + 8):  # usually one catalog read
+            page = scored[start : start + top_k + 8]
+            items = catalog.get_many([image_id for _, image_id, _, _ in page])
+            for score, image_id, d, lex in page:
+                item = items.get(image_id)
+                if item is None or item.status != ItemStatus.INDEXED:
+                    continue  # an orphan vector or a delete in flight: reconcile repairs it
+                hits.append(self._hit(item, score, dense=d, lexical=lex))
+                if len(hits) == top_k:
+                    return hits
+        return hits
+
+    def _fused_locally(
+        self,
+        catalog: LexicalCatalog,
+        vector: Vector,
+        tokens: list[str],
+        *,
+        alpha: float,
+        top_k: int,
+        filters: Filter | None,
+        exclude: set[str],
+    ) -> list[tuple[float, str, float, float]]:
+        """The embedded home: the exact scan's and FTS5's best candidates, each scored on both
+        sides (dense from the index's own vectors, lexical from FTS5's stored words)."""
+        ns, vectors = self.stores.namespace, self.stores.vectors
+        k = min(max(top_k + len(exclude) + 2, self.settings.search.candidates), 10_000)
+        stats = catalog.lexical_stats(tokens)
+        weights = query_weights(tokens, stats)
+        dense = {
+            m.id: float(m.score)
+            for m in vectors.query(
+                vector, top_k=k, filter=filters, include_metadata=False, namespace=ns
+            )
+        }
+        terms = dict(catalog.lexical_matches(_selective(tokens, stats), limit=k))
+        word_only = [i for i in terms if i not in dense]
+        for image_id, record in vectors.fetch(word_only, namespace=ns).items():
+            if filters and not matches(filters, record.metadata):
+                continue  # index results are filtered already; word matches are here
+            dense[image_id] = float(vector @ l2_normalise(record.values))
+        missing = [i for i in dense if i not in terms]
+        terms.update(catalog.lexical_terms(missing))
+        return [
+            (fuse(d, lex, alpha), image_id, d, lex)
+            for image_id, d in dense.items()
+            if image_id not in exclude
+            for lex in (lexical_score(weights, terms.get(image_id, [])),)
+        ]
+
+    def _fused_by_index(
+        self,
+        vectors: HybridVectorIndex,
+        vector: Vector,
+        tokens: list[str],
+        *,
+        alpha: float,
+        top_k: int,
+        filters: Filter | None,
+        exclude: set[str],
+    ) -> list[tuple[float, str, float, float]]:
+        """The AWS home: one sparse-dense Pinecone query ranks; each hit's two parts are then
+        recomputed from its catalog item, so the response can show them."""
+        weights = query_weights(tokens, self._fitted_stats())
+        indices, values = sparse_query(weights)
+        found = vectors.query_hybrid(
+            vector,
+            SparseVector(indices, values),
+            alpha=alpha,
+            top_k=min(top_k + len(exclude) + 2, 10_000),
+            filter=filters,
+            namespace=self.stores.namespace,
+        )
+        ids = [m.id for m in found if m.id not in exclude]
+        items = self.stores.catalog.get_many(ids)
+        fused = {m.id: float(m.score) for m in found}
+        out = []
         for image_id in ids:
             item = items.get(image_id)
-            if item is None or item.status != ItemStatus.INDEXED:
+            if item is None:
                 continue
-            d = dense.get(image_id)
-            if d is None:
-                d = self._dense_from_item(vector, item)
-                if d is None:
-                    continue
-                if filters and not matches(filters, vector_metadata(item)):
-                    continue  # a word match the filter excludes (index results are filtered)
             lex = lexical_score(weights, tokenize(lexical_text(item)))
-            scored.append((fuse(d, lex, alpha), image_id, d, lex))
-        scored.sort(key=lambda s: (-s[0], s[1]))
-        return [
-            self._hit(items[image_id], score, dense=d, lexical=lex)
-            for score, image_id, d, lex in scored[:top_k]
-        ]
+            d = self._dense_from_item(vector, item)
+            if d is None:  # another model's item: the index's fused score is all there is
+                d = (fused[image_id] - (1.0 - alpha) * lex) / alpha if alpha > 0 else 0.0
+            out.append((fuse(d, lex, alpha), image_id, d, lex))
+        return out
+
+    @property
+    def _model_id(self) -> str:
+        """The embedder's id, read once: it is a hash of the bundle's files."""
+        if self._model_id_cache is None:
+            self._model_id_cache = self.embedder.model_id
+        return self._model_id_cache
 
     def _dense_from_item(self, vector: Vector, item: CatalogItem) -> float | None:
         """The dense score the index would give ``item``: its document vector, rebuilt from
         the catalog (None when the item was embedded by another model)."""
         if item.embedding is None or item.embedding.shape != vector.shape:
             return None
-        if item.model_id not in (None, self.embedder.model_id):
+        if item.model_id not in (None, self._model_id):
             return None
         return float(vector @ document_vector(item.embedding, item.text_embedding))
 
@@ -527,6 +591,14 @@ class Searcher:
             return False
         dense = best.dense_score if best.dense_score is not None else best.score
         return dense < threshold
+
+
+def _selective(tokens: list[str], stats: LexicalStats) -> list[str]:
+    """The query words worth a full-text lookup: those in at most COMMON_SHARE of the catalog
+    (a word in half of it, "women", "summer", costs FTS5 most and ranks least), else the
+    rarest. Common words still count in every candidate's score."""
+    rare = [t for t in tokens if stats.df.get(t, 0) <= COMMON_SHARE * stats.n_docs]
+    return rare or sorted(tokens, key=lambda t: stats.df.get(t, 0))[:1]
 
 
 def combine(parts: list[tuple[float, Vector]]) -> Vector:

@@ -54,7 +54,7 @@ class SearchSettings(BaseModel):
     alpha: float = Field(default=0.5, ge=0, le=1)
     # How many candidates each side brings before fusion (the embedded home's FTS5 and exact
     # scan; Pinecone returns them fused already).
-    candidates: int = Field(default=100, ge=1, le=10_000)
+    candidates: int = Field(default=50, ge=1, le=10_000)
     # A text query's best match is "weak" below this dense score; None: calibrated per model
     # from the catalog (the products' own names against their documents, docs/search.md).
     weak_score: float | None = None

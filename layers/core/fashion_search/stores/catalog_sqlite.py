@@ -318,6 +318,17 @@ class SqliteCatalog:
         )
         return [(image_id, body.split()) for image_id, body in rows]
 
+    def lexical_terms(self, image_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The stored words of these items (those that have any)."""
+        ids = list(dict.fromkeys(image_ids))
+        out: dict[str, list[str]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT image_id, body FROM items_text WHERE image_id IN ({marks})"
+            out.update((image_id, body.split()) for image_id, body in self._query(sql, chunk))
+        return out
+
     def lexical_stats(self, tokens: Sequence[str]) -> LexicalStats:
         """Document frequencies of ``tokens`` over the catalog's live items, read live."""
         words = list(dict.fromkeys(tokens))
