@@ -153,9 +153,7 @@ def lexical_score(weights: Mapping[str, float], doc_tokens: Sequence[str]) -> fl
     """The reference score: what Pinecone's sparse dot product and the FTS5 path compute."""
     # Only the query's tokens matter: count those, not the whole document (the hot loop of a
     # hybrid query scores every candidate).
-    return float(
-        sum(w * term_weight(n) for t, w in weights.items() if (n := doc_tokens.count(t)))
-    )
+    return float(sum(w * term_weight(n) for t, w in weights.items() if (n := doc_tokens.count(t))))
 
 
 def fuse(dense: float, lexical: float, alpha: float) -> float:

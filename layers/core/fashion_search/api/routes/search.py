@@ -166,7 +166,7 @@ async def _form_query(form: Any, settings: Settings) -> Query:
         w_negative=defaults.w_negative if weights["negative"] is None else weights["negative"],
         top_k=body.form_int(form, "top_k"),
         filters=body.form_filters(form),
-        alpha=body.form_number(form, "alpha", float),
+        alpha=body.form_float(form, "alpha"),
     )
 
 
