@@ -14,9 +14,9 @@ from fashion_search.cli.aws import aws_app
 from fashion_search.errors import ConfigError
 from fashion_search.settings import ENV_PREFIX, Settings
 
-# Seconds per image on one ingest worker (3008 MB), the figure docs/deploy.md derives from
-# benchmarks/backfill.py; only used for the --dry-run estimate.
-DEFAULT_SECONDS_PER_IMAGE = 0.055
+# Seconds per image on one ingest worker (3008 MB, fp32 ViT-B/32), the figure docs/deploy.md
+# derives from benchmarks/backfill.py ("Backfill: how long, how much"); for --dry-run only.
+DEFAULT_SECONDS_PER_IMAGE = 0.095
 DEFAULT_CONCURRENCY = 10  # template.yaml IngestConcurrency
 
 
@@ -69,7 +69,9 @@ def backfill_cmd(
     concurrency: Annotated[
         int, typer.Option(min=1, help="The stack's IngestConcurrency (for the estimate).")
     ] = DEFAULT_CONCURRENCY,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel sends.")] = 8,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Chunks of 10 queued in parallel.")
+    ] = 16,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the report here.")
     ] = None,
@@ -77,7 +79,7 @@ def backfill_cmd(
     """Index what the bucket already holds: queue an S3-shaped event for every object under the
     ingest prefix that the catalog does not hold indexed with the same eTag (and model)."""
     from fashion_search.ingest.backfill import Backfill, summary_lines
-    from fashion_search.ingest.backfill_cost import estimate
+    from fashion_search.ingest.backfill_cost import enqueue_rate, estimate
     from fashion_search.ingest.backfill_queue import SqsSender
     from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
 
@@ -131,7 +133,10 @@ def backfill_cmd(
         )
     data = report.as_dict()
     est = estimate(
-        report.queued_total, concurrency=concurrency, seconds_per_image=DEFAULT_SECONDS_PER_IMAGE
+        report.queued_total,
+        concurrency=concurrency,
+        seconds_per_image=DEFAULT_SECONDS_PER_IMAGE,
+        enqueue_per_s=enqueue_rate(workers=workers),
     )
     data["estimate"] = est.as_dict()
     for line in summary_lines(report):

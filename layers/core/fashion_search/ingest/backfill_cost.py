@@ -2,9 +2,11 @@
 
 Used by ``aws backfill --dry-run`` and by ``benchmarks/backfill.py`` (which writes the table in
 docs/deploy.md). Prices are us-east-1 list prices; each constant names its source. Wall time is
-the slowest of three ceilings: the Lambda workers (concurrency / seconds per image), Pinecone's
-upsert request rate (one upsert per invocation, ``batch_size`` vectors each), and the write
-throughput a new on-demand DynamoDB table takes without throttling.
+the slowest of four ceilings: the caller queueing (markers + SendMessageBatch), the Lambda
+workers (concurrency / seconds per image), Pinecone's upsert request rate (one upsert per
+invocation, ``batch_size`` vectors each), and the write throughput a new on-demand DynamoDB
+table takes without throttling (a new table's first burst: it scales up after, so this errs
+slow).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ PINECONE_UPSERTS_PER_S = 100
 # DynamoDB write request units: idempotency claim + complete (1 + 1, their own table); on the
 # catalog table the backfill's queued marker (1), PENDING with the 2 KB embedding (3), INDEXED
 # (3: an update is billed on the larger of the old and new item); on its two KEYS_ONLY indexes
-# the marker and PENDING rows (2) and the status change (2). docs/deploy.md "Costs" agrees.
-WRU_PER_IMAGE = 15
+# the marker and PENDING rows (2) and the status change (2): 2 + 7 + 4.
+WRU_PER_IMAGE = 13
 # Only the catalog table's own writes count against its ceiling (indexes and the idempotency
 # table have their own).
 CATALOG_WRU_PER_IMAGE = 7
@@ -56,6 +58,7 @@ S3_GETS_PER_IMAGE = 2
 PINECONE_WU_PER_IMAGE = 2.4
 # SQS: one send (batched by 10), one receive and one delete per Lambda batch.
 SQS_REQUESTS_PER_IMAGE = 0.1
+SEND_BATCH = 10  # SendMessageBatch entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,13 @@ class Estimate:
         return asdict(self) | {"total_usd": self.total_usd}
 
 
+def enqueue_rate(*, workers: int = 16, round_trip_s: float = 0.05) -> float:
+    """Objects per second the caller queues: each worker writes up to 10 queued markers, then
+    sends one SendMessageBatch, one round trip each (~50 ms from a laptop to the region,
+    ~5 ms from CloudShell or EC2 in it)."""
+    return workers * SEND_BATCH / ((SEND_BATCH + 1) * round_trip_s)
+
+
 def estimate(
     images: int,
     *,
@@ -84,10 +94,12 @@ def estimate(
     batch_size: int = 10,
     memory_mb: int = 3008,
     cold_start_s: float = 20.0,
+    enqueue_per_s: float | None = None,
 ) -> Estimate:
     """Wall time and bill of indexing ``images`` at ``concurrency`` Lambda workers, each
-    spending ``seconds_per_image`` per image (warm)."""
+    spending ``seconds_per_image`` per image (warm), while the caller queues them."""
     rates = {
+        "enqueue (caller)": enqueue_per_s or enqueue_rate(),
         "lambda concurrency": concurrency / seconds_per_image,
         "Pinecone upserts/s": PINECONE_UPSERTS_PER_S * batch_size,
         "DynamoDB new-table writes/s": DDB_NEW_TABLE_WRU_PER_S / CATALOG_WRU_PER_IMAGE,
