@@ -8,6 +8,8 @@ idempotent: running it twice changes nothing the second time.
 - ``env``           print the FASHION_SEARCH_* settings of a deployed stack, so that
                     ``eval "$(fashion-search aws env)"; fashion-search load styles.csv images/``
                     loads a catalog into the deployed bucket (the ``load`` command, home=aws)
+- ``backfill``      queue what the bucket already holds for the ingest function
+                    (``cli/aws_backfill.py``; a rerun queues only what is still missing)
 """
 
 from __future__ import annotations
