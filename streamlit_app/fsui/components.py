@@ -79,13 +79,23 @@ def absolute_url(api_url: str, url: str | None) -> str | None:
     return urljoin(api_url + "/", url)
 
 
-def _readable(data: bytes) -> bool:
+# The API refuses pictures more elongated than this (``fashion_search.images.MAX_ASPECT_RATIO``,
+# checked equal by a test); the preview must not stretch a 1 x 100000 strip to the column's
+# width either (a page millions of pixels tall).
+MAX_PREVIEW_ASPECT_RATIO = 20
+
+
+def _previewable(data: bytes) -> str | None:
+    """Why ``data`` gets no preview, or None (the header is read; no pixel is decoded)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.verify()
+            short, long = sorted(img.size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return False
-    return True
+        return "not a readable image"
+    if short <= 0 or long > short * MAX_PREVIEW_ASPECT_RATIO:
+        return "too long and thin to show"
+    return None
 
 
 def query_preview(query: Query, api_url: str) -> None:
@@ -95,9 +105,10 @@ def query_preview(query: Query, api_url: str) -> None:
     if image is None and query.preview_url:
         image = absolute_url(api_url, query.preview_url)
     caption = query.label or query.image_name or "query image"
-    if isinstance(image, bytes) and not _readable(image):
+    why = _previewable(image) if isinstance(image, bytes) else None
+    if why is not None:
         # The API will say why it refuses the bytes; the preview just must not crash on them.
-        st.caption(f"{caption} (no preview: not a readable image)")
+        st.caption(f"{caption} (no preview: {why})")
     elif image is not None:
         st.image(image, caption=caption, width="stretch")
     if query.text.strip():

@@ -144,3 +144,22 @@ def test_a_url_that_is_not_http_is_refused_in_the_page() -> None:
         posts = [r for r in srv.requests_seen if r.startswith("POST")]
     assert "must start with http:// or https://" in messages(at)
     assert posts == []
+
+
+def test_a_thin_strip_gets_the_apis_reason_and_no_page_long_preview(
+    live_api_server: LiveApi,
+) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 20_000), (200, 30, 30)).save(buf, format="PNG")
+    at = app_at(live_api_server.url, key=live_api_server.key)
+    at.file_uploader(key="image_upload").set_value(("strip.png", buf.getvalue(), "image/png"))
+    at = at.button(key="image_submit").click().run()
+    assert_no_traceback(at)
+    assert "aspect ratio" in messages(at)  # the API's 422 reason, passed on
+    # Not stretched to the column's width (a 1 x 20000 strip would be 6 million pixels tall).
+    assert any("no preview" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert not at.image

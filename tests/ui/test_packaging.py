@@ -102,3 +102,14 @@ def test_deploy_script_names_what_is_missing() -> None:
     )
     assert done.returncode != 0
     assert "VPC_ID" in done.stderr
+
+
+def test_preview_aspect_ratio_matches_the_api() -> None:
+    from fashion_search.images import MAX_ASPECT_RATIO
+
+    sys.path.insert(0, str(UI))
+    try:
+        from fsui.components import MAX_PREVIEW_ASPECT_RATIO
+    finally:
+        sys.path.remove(str(UI))
+    assert MAX_PREVIEW_ASPECT_RATIO == MAX_ASPECT_RATIO
