@@ -32,9 +32,13 @@ class ModelSettings(BaseModel):
     # In AWS the bundle lives in S3 (s3://bucket/prefix/) and is copied to cache_dir at cold start.
     s3_uri: str | None = None
     cache_dir: Path = Path("/tmp/fashion-search-models")
-    # onnxruntime threads; None lets onnxruntime use every core.
+    # onnxruntime threads; None lets onnxruntime use every (physical) core, which is right
+    # because model runs never overlap: they queue (model/batching.py).
     intra_op_threads: int | None = None
     batch_size: int = Field(default=16, ge=1, le=256)
+    # How long a model run may wait for concurrent queries to join its batch, once queries have
+    # been seen arriving together. A lone query (the Lambda's one per container) never waits.
+    batch_wait_ms: float = Field(default=2.0, ge=0, le=100)
 
 
 class LimitSettings(BaseModel):

@@ -48,18 +48,27 @@ def write_linear_tower(
 def test_info_of_a_good_bundle(tiny_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     info = inspect_bundle(tiny_bundle)
     assert (info.dim, info.image_size, info.context_length) == (16, 64, 77)
-    assert info.visual.batch == "dynamic" and info.textual.input_shape == ["batch", 77]
+    assert info.visual.batch == "dynamic" and info.textual.input_shape == ["batch", "sequence"]
+    assert info.text_length == "dynamic"
+    assert info.visual.precision == info.textual.precision == "fp32"
     assert info.preprocess["resize_mode"] == "shortest"
     main(["model", "info", str(tiny_bundle), "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["dim"] == 16 and printed["visual"]["input_name"] == "image"
+    assert printed["text_length"] == "dynamic"
     main(["model", "info", str(tiny_bundle)])
-    assert "batch dynamic" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "batch dynamic" in out and "text length:   dynamic (queries run at their own" in out
 
 
-def test_info_shows_fixed_batch(tiny_bundle_fixed_batch: Path) -> None:
+def test_info_shows_fixed_batch_and_length(
+    tiny_bundle_fixed_batch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     info = inspect_bundle(tiny_bundle_fixed_batch)
     assert info.visual.batch == "1" and info.textual.batch == "1"
+    assert info.textual.input_shape == [1, 77] and info.text_length == "fixed"
+    main(["model", "info", str(tiny_bundle_fixed_batch)])
+    assert "fixed (every query padded to 77 tokens)" in capsys.readouterr().out
 
 
 def _expect_failure(bundle: Path, message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -126,9 +126,13 @@ def test_pull_from_hub_cache_offline(
     assert "not in the local Hugging Face cache" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("with_tokenizer", [False, True])
+@pytest.mark.parametrize(("with_tokenizer", "fixed_length"), [(False, False), (True, True)])
 def test_export_hf_clip_from_local_directory(
-    with_tokenizer: bool, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    with_tokenizer: bool,
+    fixed_length: bool,
+    tiny_bundle: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("torch")
     source = tmp_path / "hf-clip"
@@ -141,8 +145,11 @@ def test_export_hf_clip_from_local_directory(
         tok = CLIPTokenizerFast(vocab=dict(vocab), merges=[tuple(m.split()) for m in merges])
         tok.save_pretrained(source)
     dest = tmp_path / "exported"
-    main(["model", "export", str(source), str(dest), "--offline"])
-    assert "batch dynamic" in capsys.readouterr().out
+    main(["model", "export", str(source), str(dest), "--offline"]
+         + (["--fixed-length"] if fixed_length else []))  # fmt: skip
+    out = capsys.readouterr().out
+    assert "batch dynamic" in out
+    assert f"text length:   {'fixed' if fixed_length else 'dynamic'} (" in out
     ours, fixture = OnnxClipEmbedder.from_bundle(dest), OnnxClipEmbedder.from_bundle(tiny_bundle)
     np.testing.assert_allclose(ours.embed_texts(TEXTS), fixture.embed_texts(TEXTS), atol=1e-5)
     buf = io.BytesIO()
@@ -171,7 +178,11 @@ def test_quantize(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     pytest.importorskip("onnx")
     dest = tmp_path / "tiny-int8"
     main(["model", "quantize", str(tiny_bundle), str(dest)])
-    assert "batch dynamic" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "batch dynamic, int8" in out
+    # Dynamic quantisation scales activations over the whole input, padding included, so the
+    # probe finds that cutting the padding moves the embedding: int8 text stays at full length.
+    assert "text length:   fixed" in out
     fp32, int8 = OnnxClipEmbedder.from_bundle(tiny_bundle), OnnxClipEmbedder.from_bundle(dest)
     assert int8.model_id != fp32.model_id
     size = (dest / "textual" / "model.onnx").stat().st_size

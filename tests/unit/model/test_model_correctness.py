@@ -14,7 +14,12 @@ from fashion_search.model.clip_tokenizer_files import open_clip_bpe_path
 from fashion_search.model.embedder import OnnxClipEmbedder
 from PIL import Image
 
-from tests.fixtures.bundles import TINY_IMAGE_SIZE, tiny_clip_model
+from tests.fixtures.bundles import (
+    TINY_IMAGE_SIZE,
+    build_tiny_bundle,
+    cached_bundle,
+    tiny_clip_model,
+)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -182,3 +187,78 @@ def test_preprocessed_pixels_equal_reference(
     ours = tiny_embedder.prepare_image(data)
     ref = processor(images=reference_rgb(Image.open(io.BytesIO(data))), return_tensors="np")
     np.testing.assert_allclose(ours, ref["pixel_values"][0], atol=1e-4)
+
+
+LENGTHS = [
+    ("red", 8),
+    ("a long flowing navy blue evening dress with sequins and a matching silver clutch", 32),
+    ("long " * 120, 77),  # truncated at the context, keeping the end-of-text token
+]
+
+
+def test_text_runs_at_its_own_length_where_the_graph_allows(
+    tiny_embedder: OnnxClipEmbedder,
+    tiny_bundle_fixed_batch: Path,
+    reference_model: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Short queries reach the tower cut to their bucket, and embed exactly as when padded."""
+    immich_like = OnnxClipEmbedder.from_bundle(tiny_bundle_fixed_batch, intra_op_threads=1)
+    assert tiny_embedder.text_length == "dynamic" and immich_like.text_length == "fixed"
+    shapes: list[tuple[int, ...]] = []
+    real_run = tiny_embedder.textual.run
+
+    def spy(ids: np.ndarray) -> np.ndarray:
+        shapes.append(ids.shape)
+        return real_run(ids)
+
+    monkeypatch.setattr(tiny_embedder.textual, "run", spy)
+    texts = [t for t, _ in LENGTHS]
+    refs = _reference_tokenize(texts)
+    for (text, bucket), ids in zip(LENGTHS, refs, strict=True):
+        ours = tiny_embedder.embed_texts([text])
+        assert shapes[-1] == (1, bucket)
+        np.testing.assert_allclose(ours, immich_like.embed_texts([text]), atol=1e-5)
+        with torch.no_grad():  # the oracle at the query's own length, no padding at all
+            ref = reference_model.get_text_features(input_ids=torch.tensor([ids])).pooler_output
+        assert float(ours[0] @ (ref[0].numpy() / np.linalg.norm(ref[0].numpy()))) >= MIN_COSINE
+    mixed = tiny_embedder.embed_texts(texts[:2])  # one batch, cut to its longest query's bucket
+    assert shapes[-1] == (2, 32)
+    np.testing.assert_allclose(mixed, immich_like.embed_texts(texts[:2]), atol=1e-5)
+
+
+def _last_position_bundle(dest: Path) -> Path:
+    """The tiny CLIP, its text graph pooling at the last position (a fixed index, as SigLIP's
+    does) but exported with a dynamic sequence axis: padding then changes the embedding."""
+    from fashion_search.model.export import _normalised, export_onnx
+
+    class LastPosition(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = tiny_clip_model()
+
+        def forward(self, text: Any) -> Any:
+            hidden = self.model.text_model(input_ids=text.long()).last_hidden_state[:, -1]
+            return _normalised(self.model.text_projection(hidden))
+
+    build_tiny_bundle(dest)
+    export_onnx(LastPosition(), torch.zeros(2, 77, dtype=torch.int32),
+                dest / "textual/model.onnx", input_name="text", dynamic_length=True)  # fmt: skip
+    return dest
+
+
+def test_a_graph_that_pools_at_a_fixed_position_keeps_the_full_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundle = cached_bundle("tiny-clip-last-position", _last_position_bundle)
+    emb = OnnxClipEmbedder.from_bundle(bundle, intra_op_threads=1)
+    emb.textual.load()
+    assert emb.textual.dynamic_length  # the graph would accept short input ...
+    assert emb.text_length == "fixed"  # ... but the probe saw the embedding move: not used
+    shapes: list[tuple[int, ...]] = []
+    real_run = emb.textual.run
+    monkeypatch.setattr(emb.textual, "run", lambda ids: shapes.append(ids.shape) or real_run(ids))
+    padded = emb.tokenizer(["red"])
+    np.testing.assert_allclose(emb.embed_texts(["red"]), real_run(padded), atol=1e-6)
+    assert shapes == [(1, 77)]
+    assert float(real_run(padded[:, :8])[0] @ real_run(padded)[0]) < 0.9999

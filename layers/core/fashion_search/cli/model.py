@@ -28,6 +28,12 @@ class ExportKind(StrEnum):
     OPEN_CLIP = "open_clip"
 
 
+_TEXT_LENGTH = {
+    "dynamic": "dynamic (queries run at their own length: the next of 8/16/32/... up to {n})",
+    "fixed": "fixed (every query padded to {n} tokens)",
+}
+
+
 def info_command(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory (immich layout).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
@@ -48,11 +54,12 @@ def info_command(
         f"preprocess:    resize_mode={pp['resize_mode']} interpolation={pp['interpolation']} "
         f"mean={pp['mean']} std={pp['std']} fill_color={pp['fill_color']}",
         f"context:       {info.context_length} tokens, pad id {info.pad_token_id}",
+        f"text length:   {_TEXT_LENGTH[info.text_length].format(n=info.context_length)}",
     ]
     for name, tower in (("visual", info.visual), ("textual", info.textual)):
         lines.append(
             f"{name + ':':<14} input {tower.input_name!r} {tower.input_shape}, "
-            f"batch {tower.batch}, {tower.size_bytes / 1e6:.1f} MB"
+            f"batch {tower.batch}, {tower.precision}, {tower.size_bytes / 1e6:.1f} MB"
         )
     typer.echo("\n".join(lines))
 
@@ -92,6 +99,13 @@ def export_command(
     fixed_batch: Annotated[
         int | None, typer.Option(min=1, help="Fix the batch axis (default: dynamic).")
     ] = None,
+    fixed_length: Annotated[
+        bool,
+        typer.Option(
+            "--fixed-length",
+            help="hf: fix the text graph at the context length (default: dynamic).",
+        ),
+    ] = False,
     offline: Annotated[
         bool, typer.Option("--offline", help="hf: only local files, no download.")
     ] = False,
@@ -106,7 +120,13 @@ def export_command(
     if kind is ExportKind.HF:
         from fashion_search.model.export import export_hf_clip
 
-        export_hf_clip(source, dest, fixed_batch=fixed_batch, local_files_only=offline)
+        export_hf_clip(
+            source,
+            dest,
+            fixed_batch=fixed_batch,
+            dynamic_length=not fixed_length,
+            local_files_only=offline,
+        )
     else:
         from fashion_search.model.export_open_clip import export_open_clip
 

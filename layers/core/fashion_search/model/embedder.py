@@ -2,6 +2,15 @@
 
 Image batches are pipelined: a small thread pool decodes and preprocesses the next chunk while
 onnxruntime (which releases the GIL) runs the current one, so the model is rarely left waiting.
+
+Every tower run goes through one ``ModelQueue``: concurrent callers (the API's request threads)
+share one run at a time, their rows grouped into one batch per tower.
+
+Text runs at its own length where the text graph allows it: a graph whose sequence axis is
+symbolic, and whose embedding does not change when the padding is cut (it pools at the
+end-of-text position, as CLIP does, not at a fixed index), gets its ids cut to the next bucket
+(8, 16, 32, ...) above the longest query in the batch. Whether the embedding stays the same is
+checked on the graph itself when the text tower loads (``text_length``), not assumed from a name.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from PIL import Image
 from fashion_search.errors import BundleError, InvalidImage, InvalidInput
 from fashion_search.images import decode_image, to_rgb
 from fashion_search.model.base import ImageEmbeddings
+from fashion_search.model.batching import ModelQueue
 from fashion_search.model.bundle import Bundle
 from fashion_search.model.preprocess import normalise_into, resize_for_model
 from fashion_search.model.session import Tower
@@ -34,6 +44,20 @@ DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 ImageInput = bytes | Image.Image
 Prepared = NDArray[np.float32] | InvalidImage
 
+MIN_TEXT_BUCKET = 8
+# Cutting the padding must leave the probe's embeddings where they were (fp32 graphs agree to
+# ~1e-6; an int8 graph's per-tensor activation scales move a little with the padding).
+_CUT_MIN_COSINE = 0.9999
+_PROBES = ("a photo", "red cotton summer dress with short sleeves")
+
+
+def text_bucket(length: int, context_length: int) -> int:
+    """The smallest of 8, 16, 32, ... that holds ``length`` tokens, capped at the context."""
+    bucket = MIN_TEXT_BUCKET
+    while bucket < length:
+        bucket *= 2
+    return min(bucket, context_length)
+
 
 class OnnxClipEmbedder:
     """A CLIP model from an immich-layout bundle (implements ``model.base.Embedder``)."""
@@ -47,7 +71,10 @@ class OnnxClipEmbedder:
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         decode_workers: int | None = None,
+        batch_wait_ms: float = 2.0,
     ) -> None:
+        """``batch_wait_ms``: how long a run may wait for concurrent calls to join it, once
+        calls have been seen arriving together (``model.batching.ModelQueue``)."""
         if batch_size < 1:
             raise InvalidInput(f"batch_size must be >= 1, got {batch_size}", field="batch_size")
         self.bundle = bundle
@@ -77,6 +104,13 @@ class OnnxClipEmbedder:
         )
         self._tokenizer: ClipTokenizer | None = None
         self._lock = threading.Lock()
+        self._cut_text: bool | None = None  # decided once, by ``text_length``
+        self._probe_lock = threading.Lock()
+        self.queue = ModelQueue(
+            {"text": self._run_text, "image": self.visual.run},
+            max_rows=batch_size,
+            max_wait_s=batch_wait_ms / 1000,
+        )
 
     @classmethod
     def from_bundle(
@@ -88,6 +122,7 @@ class OnnxClipEmbedder:
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         decode_workers: int | None = None,
+        batch_wait_ms: float = 2.0,
     ) -> OnnxClipEmbedder:
         return cls(
             Bundle.open(path),
@@ -96,6 +131,7 @@ class OnnxClipEmbedder:
             max_image_bytes=max_image_bytes,
             max_image_pixels=max_image_pixels,
             decode_workers=decode_workers,
+            batch_wait_ms=batch_wait_ms,
         )
 
     # -- identity ---------------------------------------------------------------------------
@@ -121,6 +157,7 @@ class OnnxClipEmbedder:
         self.visual.load()
         self.textual.load()
         self.tokenizer  # noqa: B018 - loads it
+        self.text_length  # noqa: B018 - probes the text graph once
         dims = {"config.json embed_dim": self.bundle.embed_dim}
         dims |= {"visual": self.visual.dim, "textual": self.textual.dim}
         known = {k: v for k, v in dims.items() if v is not None}
@@ -137,14 +174,68 @@ class OnnxClipEmbedder:
 
     # -- text -------------------------------------------------------------------------------
 
+    @property
+    def text_length(self) -> str:
+        """``"dynamic"`` when queries run at their own length (bucketed), else ``"fixed"``."""
+        if self._cut_text is None:
+            with self._probe_lock:
+                if self._cut_text is None:
+                    self._cut_text = self._padding_can_be_cut()
+        return "dynamic" if self._cut_text else "fixed"
+
+    def _padding_can_be_cut(self) -> bool:
+        """A symbolic sequence axis, and cutting the padding leaves the probes' embeddings."""
+        self.textual.load()
+        if not self.textual.dynamic_length:
+            return False
+        ids = self.tokenizer(list(_PROBES))
+        cut = text_bucket(self._used_length(ids), self.bundle.context_length)
+        if cut >= ids.shape[1]:
+            return False
+        full, short = self.textual.run(ids), self.textual.run(ids[:, :cut])
+        agreement = float(np.min(np.sum(full * short, axis=1)))
+        if agreement < _CUT_MIN_COSINE:
+            log.warning(
+                "%s: the text graph's sequence axis is dynamic but its embedding changes when "
+                "the padding is cut (cosine %.5f: it pools at a fixed position, or an int8 graph "
+                "quantises activations over the whole input); queries run at the full context "
+                "length %d",
+                self.textual.path,
+                agreement,
+                self.bundle.context_length,
+            )
+            return False
+        return True
+
+    def _used_length(self, ids: NDArray[np.generic]) -> int:
+        """Tokens the longest row needs: through its first end-of-text token, else its last
+        non-pad token (the whole row when it holds neither)."""
+        tokenizer = self.tokenizer
+        width = ids.shape[1]
+        if tokenizer.eot_id is not None:
+            hit = ids == tokenizer.eot_id
+            ends = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, width)
+        else:
+            used = ids != tokenizer.pad_id
+            ends = np.where(used.any(axis=1), width - used[:, ::-1].argmax(axis=1), 0)
+        return int(ends.max(initial=1))
+
+    def _run_text(self, ids: NDArray[np.generic]) -> Vector:
+        """The text tower on full-context ids, cut to the batch's bucket where that is exact."""
+        if self._cut_text:
+            cut = text_bucket(self._used_length(ids), self.bundle.context_length)
+            ids = ids[:, :cut]
+        return self.textual.run(ids)
+
     def embed_texts(self, texts: Sequence[str]) -> Vector:
         if isinstance(texts, str):
             raise InvalidInput("embed_texts takes a list of strings, not one string")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ids = self.tokenizer(texts)
+        self.text_length  # noqa: B018 - decided before the first run, outside the queue
         parts = [
-            self.textual.run(ids[i : i + self.batch_size])
+            self.queue.run("text", ids[i : i + self.batch_size])
             for i in range(0, len(ids), self.batch_size)
         ]
         return np.concatenate(parts, axis=0)
@@ -187,7 +278,7 @@ class OnnxClipEmbedder:
     def embed_image_tensors(self, batch: NDArray[np.float32]) -> Vector:
         """The bare image tower on ready [N, 3, S, S] tensors (no decode, no preprocessing)."""
         parts = [
-            self.visual.run(batch[i : i + self.batch_size])
+            self.queue.run("image", batch[i : i + self.batch_size])
             for i in range(0, len(batch), self.batch_size)
         ]
         if not parts:
@@ -236,4 +327,4 @@ class OnnxClipEmbedder:
                 errors[start + i] = p
         if good:
             batch = np.stack([prepared[i] for i in good])  # type: ignore[misc]
-            vectors[[start + i for i in good]] = self.visual.run(batch)
+            vectors[[start + i for i in good]] = self.queue.run("image", batch)

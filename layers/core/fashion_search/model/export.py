@@ -1,8 +1,11 @@
 """Export a CLIP (Hugging Face transformers or open_clip) to an immich-layout bundle.
 
 Needs the export extra (torch, transformers, onnx); imported lazily so the runtime never loads
-torch. Our bundles have a dynamic batch axis (immich's are fixed to 1); each tower returns
-L2-normalised embeddings, and the text tower takes int32 ids as immich's does.
+torch. Our bundles have a dynamic batch axis (immich's are fixed to 1) and a text tower with a
+dynamic sequence axis (immich's are fixed to 77), so short queries run at their own length:
+CLIP pools at the end-of-text token, wherever it is, and its attention is causal, so the cut
+padding never changed the embedding. Each tower returns L2-normalised embeddings, and the text
+tower takes int32 ids as immich's does.
 """
 
 from __future__ import annotations
@@ -42,13 +45,20 @@ def export_onnx(
     *,
     input_name: str,
     fixed_batch: int | None = None,
+    dynamic_length: bool = False,
     opset: int = DEFAULT_OPSET,
 ) -> None:
-    """One tower to ONNX: ``input_name`` -> ``embedding``; batch axis dynamic unless fixed."""
+    """One tower to ONNX: ``input_name`` -> ``embedding``; batch axis dynamic unless fixed,
+    and with ``dynamic_length`` the input's axis 1 (the text's tokens) too."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    dynamic = None if fixed_batch else {input_name: {0: "batch"}, "embedding": {0: "batch"}}
+    inputs: dict[int, str] = {} if fixed_batch else {0: "batch"}
+    if dynamic_length:
+        inputs[1] = "sequence"
+    dynamic: dict[str, dict[int, str]] | None = {input_name: inputs} if inputs else None
+    if dynamic is not None and not fixed_batch:
+        dynamic["embedding"] = {0: "batch"}
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter is deprecated and transformers' tracing warns about Python
         # branches on shapes (constant here: the image size and context length are fixed).
@@ -116,10 +126,13 @@ def export_hf_clip(
     dest: Path,
     *,
     fixed_batch: int | None = None,
+    dynamic_length: bool = True,
     opset: int = DEFAULT_OPSET,
     local_files_only: bool = False,
 ) -> Path:
-    """A transformers ``CLIPModel`` (an instance, a local directory or a Hub id) -> bundle."""
+    """A transformers ``CLIPModel`` (an instance, a local directory or a Hub id) -> bundle.
+
+    ``dynamic_length=False`` fixes the text graph at the context length, as immich's are."""
     import torch
     from transformers import AutoTokenizer, CLIPModel
 
@@ -155,7 +168,8 @@ def export_hf_clip(
                     input_name="image", fixed_batch=fixed_batch, opset=opset)  # fmt: skip
         ids = torch.zeros(batch, context, dtype=torch.int32)
         export_onnx(textual, ids, tmp / TEXTUAL_MODEL, input_name="text",
-                    fixed_batch=fixed_batch, opset=opset)  # fmt: skip
+                    fixed_batch=fixed_batch, dynamic_length=dynamic_length,
+                    opset=opset)  # fmt: skip
         config = {
             "embed_dim": int(model.config.projection_dim),
             "vision_cfg": {"image_size": size, "patch_size": int(vcfg.patch_size),

@@ -17,6 +17,7 @@ class TowerInfo:
     batch: str  # "dynamic" or the fixed size
     dim: int | None
     size_bytes: int
+    precision: str  # "fp32", or "int8" for graphs onnxruntime's quantiser wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class BundleInfo:
     context_length: int
     preprocess: dict[str, Any]
     pad_token_id: int
+    # "dynamic": queries run at their own length (next bucket of 8/16/32/...); "fixed": every
+    # query is padded to context_length (the graph fixes it, or pools at a fixed position).
+    text_length: str
     visual: TowerInfo
     textual: TowerInfo
 
@@ -48,6 +52,7 @@ def inspect_bundle(path: Path | str) -> BundleInfo:
             batch="dynamic" if t.fixed_batch is None else str(t.fixed_batch),
             dim=t.dim,
             size_bytes=t.path.stat().st_size,
+            precision=t.precision,
         )
 
     return BundleInfo(
@@ -58,6 +63,7 @@ def inspect_bundle(path: Path | str) -> BundleInfo:
         context_length=bundle.context_length,
         preprocess=bundle.preprocess.to_json(),
         pad_token_id=embedder.tokenizer.pad_id,
+        text_length=embedder.text_length,
         visual=tower(embedder.visual),
         textual=tower(embedder.textual),
     )

@@ -35,6 +35,10 @@ class ModelSession(Protocol):
 
     def outputs(self) -> list[TensorSpec]: ...
 
+    def producer(self) -> str:
+        """The tool that wrote the graph (onnxruntime's quantiser writes "onnx.quantize")."""
+        ...
+
     def run(self, output: str, feeds: dict[str, NDArray[np.generic]]) -> NDArray[np.float32]: ...
 
 
@@ -63,10 +67,16 @@ class OrtSession:
     def outputs(self) -> list[TensorSpec]:
         return [TensorSpec(o.name, tuple(o.shape), o.type) for o in self._session.get_outputs()]
 
+    def producer(self) -> str:
+        return str(self._session.get_modelmeta().producer_name)
+
     def run(self, output: str, feeds: dict[str, NDArray[np.generic]]) -> NDArray[np.float32]:
         result = self._session.run([output], feeds)[0]
         return np.asarray(result, dtype=np.float32)
 
+
+# The producer name onnxruntime.quantization stamps on the graphs it writes (quant_utils).
+QUANTISER = "onnx.quantize"
 
 _DTYPES: dict[str, type[np.generic]] = {
     "tensor(float)": np.float32,
@@ -101,6 +111,9 @@ class Tower:
         self._lock = threading.Lock()
         self._session: ModelSession | None = None
         self.fixed_batch: int | None = None
+        # True when axis 1 is symbolic (text graphs exported with a dynamic sequence axis).
+        self.dynamic_length = False
+        self.precision = "fp32"  # "int8" for graphs onnxruntime's quantiser wrote
         self.dim: int | None = None
         self.input_shape: tuple[int | str | None, ...] = ()
         self._input_dtype: type[np.generic] = np.float32
@@ -151,6 +164,8 @@ class Tower:
                 )
         batch = spec.shape[0] if spec.shape else None
         self.fixed_batch = batch if isinstance(batch, int) else None
+        self.dynamic_length = len(spec.shape) > 1 and not isinstance(spec.shape[1], int)
+        self.precision = "int8" if session.producer() == QUANTISER else "fp32"
         self.input_shape = spec.shape
         self._input_dtype = _DTYPES.get(spec.dtype, np.float32)
         log.debug("loaded %s: input %s, fixed batch %s", self.path, spec.shape, self.fixed_batch)
