@@ -1,19 +1,23 @@
-"""Search API latency against ``fashion-search serve`` on loopback, next to the bare towers.
+"""Search API under load: ``fashion-search serve`` on loopback next to the in-process call, and
+next to another commit's server (``--baseline main``), the sides taking turns.
 
-Setup: a ViT-B/32-architecture bundle (random weights, real shapes: 224 px, 77 tokens, 512-d),
-an embedded home with 44k random unit vectors and their catalog items. Then, in the same run:
+Setup: a ViT-B/32-architecture bundle (random weights, real shapes: 224 px, 512-d; its text graph
+has a dynamic sequence axis), an embedded home with 44k random unit vectors and their catalog
+items. Then, in one run:
 
-* bare text tower (``embed_texts`` of one query) and decode + image tower (``embed_images`` of one
-  JPEG upload) in this process, while the server is idle;
-* ``POST /get_image_by_text`` and ``POST /get_similar_images`` (multipart JPEG) through HTTP at
-  concurrency 1 and 4 (p50/p99 of each request's latency);
-* the Lambda entry's cold start in a fresh process: import of ``functions/api/app.py`` (which
-  loads model and stores) + first query through the Mangum handler; and the lazy alternative
-  (import without loading, model loaded by the first request).
+* the in-process call (``Searcher.by_text`` / ``by_image`` in this process) vs the same query
+  through HTTP at concurrency 1: what HTTP, JSON and uvicorn add;
+* ``POST /get_image_by_text`` and ``POST /get_similar_images`` (multipart JPEG) at each
+  concurrency (closed loop: each of C clients sends its next request when its last one returns),
+  this tree's server vs the baseline's, alternating round by round (AB, BA, ...): throughput,
+  p50 and p99 of each request's latency;
+* optionally (``--cold-start``) the Lambda entry's cold start in a fresh process, eager (model
+  loaded at import) vs lazy (loaded by the first request), alternating.
 
-Goals (issue #5): text p50 <= 1.3 x bare text tower + 5 ms; image p50 <= 1.3 x (decode + tower).
+Issue 17's goals, at concurrency 16 vs 1 for text queries: throughput at 16 >= 2x the baseline's,
+p99 at 16 <= 4x this tree's p50 at 1, p50 at 1 no worse than the baseline's.
 
-    python benchmarks/api.py --json bench-api.json [--n 60] [--vectors 44000]
+    python benchmarks/api.py --baseline main --json bench-api.json [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ab import alternate, load_note, ratio  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
@@ -43,11 +51,8 @@ TEXTS = ["red summer dress", "navy blue jeans for men", "white sneakers", "strip
 
 def vit_b32_bundle() -> Path:
     """The model helper's cached ViT-B/32-architecture bundle (benchmarks/embed.py)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        from embed import vit_b32_bundle as cached_bundle  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    from embed import vit_b32_bundle as cached_bundle  # type: ignore[import-not-found]
+
     return Path(cached_bundle())
 
 
@@ -92,59 +97,165 @@ def build_home(data_dir: Path, *, n: int, dim: int) -> None:
     index.close()
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
+def baseline_code(ref: str, into: Path) -> Path:
+    """``layers/core`` of commit ``ref`` (``git archive``: the repository is left untouched)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "layers/core"], capture_output=True, check=True
+    ).stdout
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "layers" / "core"
+
+
+class Server:
+    """``fashion-search serve`` of one code tree, on a free loopback port."""
+
+    def __init__(self, name: str, code: Path, env: dict[str, str], cwd: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.name = name
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fashion_search.cli", "serve", "--port", str(self.port)],
+            env=dict(env, PYTHONPATH=str(code)), cwd=cwd,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.clients: list[httpx.Client] = []
+
+    def wait_ready(self) -> None:
+        for _ in range(900):
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} server exited with {self.proc.returncode}")
+            try:
+                httpx.get(f"{self.base}/health", timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise SystemExit(f"{self.name} server not ready")
+
+    def client(self, i: int) -> httpx.Client:
+        while len(self.clients) <= i:  # one keep-alive connection per simulated user
+            self.clients.append(httpx.Client(headers={"X-API-Key": KEY}, timeout=120))
+        return self.clients[i]
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def request(server: Server, kind: str, jpeg: bytes) -> Callable[[int, int], float]:
+    def call(user: int, i: int) -> float:
+        client = server.client(user)
+        t0 = time.perf_counter()
+        if kind == "text":
+            r = client.post(f"{server.base}/get_image_by_text", json={"text": TEXTS[i % 8]})
+        else:
+            files = {"file": ("q.jpg", jpeg, "image/jpeg")}
+            r = client.post(f"{server.base}/get_similar_images", files=files)
+        r.raise_for_status()
+        return time.perf_counter() - t0
+
+    return call
+
+
+def closed_loop(
+    call: Callable[[int, int], float], concurrency: int, requests: int, samples: list[float]
+) -> float:
+    """``concurrency`` users, each sending its next request when the last one returns, until
+    ``requests`` have been sent; returns requests/s and appends each latency to ``samples``."""
+    for user in range(concurrency):
+        call(user, user)  # open (and warm) each user's connection, untimed
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def user_loop(user: int) -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            latencies.append(call(user, i))
+
+    threads = [threading.Thread(target=user_loop, args=(u,)) for u in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    samples.extend(latencies)
+    return requests / elapsed
+
+
+def latency(samples: list[float]) -> dict[str, float]:
     ms = np.asarray(samples) * 1000
     return {"p50_ms": round(float(np.percentile(ms, 50)), 2),
             "p99_ms": round(float(np.percentile(ms, 99)), 2), "n": len(samples)}  # fmt: skip
 
 
-def bare_towers(bundle: Path, jpeg: bytes, n: int) -> dict[str, Any]:
-    from fashion_search.model.embedder import OnnxClipEmbedder
+def compare_load(
+    servers: list[Server], kind: str, jpeg: bytes, concurrency: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    requests = max(args.requests, 2 * concurrency)
+    samples: dict[str, list[float]] = {s.name: [] for s in servers}
 
-    emb = OnnxClipEmbedder.from_bundle(bundle)
-    emb.load()
-    emb.embed_texts(["warm"])
-    emb.embed_images([jpeg])
-    # One tower at a time, like the HTTP phases: alternating them would evict each other's
-    # weights from the CPU caches and make the bare figures look slower than they are.
-    text, image = [], []
-    for i in range(n):
-        t0 = time.perf_counter()
-        emb.embed_texts([TEXTS[i % len(TEXTS)]])
-        text.append(time.perf_counter() - t0)
-    for _ in range(n):
-        t0 = time.perf_counter()
-        emb.embed_images([jpeg])
-        image.append(time.perf_counter() - t0)
-    return {"text_tower": percentiles(text), "decode_plus_image_tower": percentiles(image)}
+    def side(server: Server) -> Callable[[], float]:
+        return lambda: closed_loop(
+            request(server, kind, jpeg), concurrency, requests, samples[server.name]
+        )
+
+    out = alternate({s.name: side(s) for s in servers}, args.rounds, warm=False)
+    for name, values in samples.items():
+        out["sides"][name]["latency"] = latency(values)
+    return out
 
 
-def run_http(base: str, jpeg: bytes, *, n: int, concurrency: int) -> dict[str, Any]:
-    def text_call(client: httpx.Client, i: int) -> float:
-        t0 = time.perf_counter()
-        r = client.post(f"{base}/get_image_by_text", json={"text": TEXTS[i % len(TEXTS)]})
-        r.raise_for_status()
-        return time.perf_counter() - t0
+def compare_in_process(server: Server, jpeg: bytes, env: dict[str, str], rounds: int) -> Any:
+    """The same query in this process (Searcher) and through HTTP at concurrency 1."""
+    from fashion_search.api.deps import build_searcher, limit_blas_threads
+    from fashion_search.settings import Settings
 
-    def image_call(client: httpx.Client, i: int) -> float:
-        t0 = time.perf_counter()
-        r = client.post(f"{base}/get_similar_images", files={"file": ("q.jpg", jpeg, "image/jpeg")})
-        r.raise_for_status()
-        return time.perf_counter() - t0
-
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        limit_blas_threads()
+        searcher = build_searcher(Settings())
+        searcher.warm()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     out: dict[str, Any] = {}
-    for name, call in (("text", text_call), ("image", image_call)):
-        clients = [httpx.Client(headers={"X-API-Key": KEY}, timeout=60) for _ in range(concurrency)]
-        try:
-            for c in clients:
-                call(c, 0)  # warm each connection
-            with ThreadPoolExecutor(concurrency) as pool:
-                futures = [pool.submit(call, clients[i % concurrency], i) for i in range(n)]
-                samples = [f.result() for f in futures]
-        finally:
-            for c in clients:
-                c.close()
-        out[name] = percentiles(samples)
+    for kind in ("text", "image"):
+        http = request(server, kind, jpeg)
+
+        def in_process(i: int, kind: str = kind) -> None:
+            if kind == "text":
+                searcher.by_text(TEXTS[i % 8])
+            else:
+                searcher.by_image(jpeg)
+
+        def ms_per_call(fn: Callable[[int], object]) -> Callable[[], float]:
+            def one_round() -> float:
+                t0 = time.perf_counter()
+                for i in range(8):
+                    fn(i)
+                return (time.perf_counter() - t0) * 1000 / 8
+
+            return one_round
+
+        r = alternate(
+            {
+                "in-process": ms_per_call(in_process),
+                "HTTP": ms_per_call(lambda i, http=http: http(0, i)),
+            },
+            rounds,
+        )
+        r["ratio"] = ratio(r, "HTTP", "in-process", lower_is_better=True)
+        out[kind] = r
     return out
 
 
@@ -171,17 +282,23 @@ print(json.dumps({"import_s": t1 - t0, "first_query_s": t2 - t1, "total_s": t2 -
 """
 
 
-def cold_start(env: dict[str, str], mode: str) -> dict[str, float]:
+def cold_start(env: dict[str, str], mode: str) -> float:
     event = REPO / "events" / "api_v2_text.json"
     cmd = [sys.executable, "-c", COLD, mode, str(REPO / "functions/api/app.py"), str(event), KEY]
+    env = dict(env, PYTHONPATH=f"{REPO / 'layers' / 'core'}{os.pathsep}{REPO}")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=REPO)
-    return {k: round(v, 3) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["total_s"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--vectors", type=int, default=44_000)
-    ap.add_argument("--n", type=int, default=60, help="requests per measurement")
+    ap.add_argument("--baseline", default=None, help="git ref whose server to compare (main)")
+    ap.add_argument("--concurrency", default="1,4,16,64", help="text query concurrencies")
+    ap.add_argument("--image-concurrency", default="1,4,16", help="image upload concurrencies")
+    ap.add_argument("--requests", type=int, default=48, help="requests a round (>= 2 x C)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cold-start", action="store_true", help="also time Lambda cold starts")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -192,9 +309,6 @@ def main() -> None:
         t0 = time.perf_counter()
         build_home(data, n=args.vectors, dim=512)
         print(f"home: {args.vectors} vectors in {time.perf_counter() - t0:.1f} s; bundle {bundle}")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         env = dict(
             os.environ,
             FASHION_SEARCH_EMBEDDED__DATA_DIR=str(data),
@@ -204,62 +318,74 @@ def main() -> None:
         )
         results: dict[str, Any] = {"vectors": args.vectors, "cpus": os.cpu_count(),
                                    "bundle": "ViT-B/32 architecture, random weights",
+                                   "rounds": args.rounds, "baseline": args.baseline,
                                    "load_avg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
-        results["bare"] = bare_towers(bundle, jpeg, args.n)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "fashion_search.cli", "serve", "--port", str(port)],
-            env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+        servers = [Server("this tree", REPO / "layers" / "core", env, Path(tmp))]
+        if args.baseline:
+            code = baseline_code(args.baseline, Path(tmp) / "baseline")
+            servers.append(Server(f"baseline {args.baseline}", code, env, Path(tmp)))
         try:
-            for _ in range(600):
-                try:
-                    httpx.get(f"{base}/health", timeout=1).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            for c in (1, 4):
-                results[f"http_c{c}"] = run_http(base, jpeg, n=args.n, concurrency=c)
+            for s in servers:
+                s.wait_ready()
+            results["in_process_vs_http_c1"] = compare_in_process(servers[0], jpeg, env, 5)
+            for kind, levels in (("text", args.concurrency), ("image", args.image_concurrency)):
+                for c in (int(x) for x in levels.split(",") if x):
+                    r = compare_load(servers, kind, jpeg, c, args)
+                    results[f"http_{kind}_c{c}"] = r
+                    print_load(kind, c, r)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-        results["cold_start_eager"] = cold_start(env, "eager")
-        results["cold_start_lazy"] = cold_start(env, "lazy")
+            for s in servers:
+                s.stop()
+        if args.cold_start:
+            results["cold_start_s"] = alternate(
+                {m: lambda m=m: cold_start(env, m) for m in ("eager", "lazy")},
+                args.rounds, warm=False,
+            )  # fmt: skip
         results["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
-    report(results)
+    report(results, servers)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
-def report(r: dict[str, Any]) -> None:
-    bare_t = r["bare"]["text_tower"]["p50_ms"]
-    bare_i = r["bare"]["decode_plus_image_tower"]["p50_ms"]
-    print(f"\n{r['vectors']} vectors, {r['cpus']} CPUs, {r['bundle']}")
-    load = f"{r['load_avg_1m_start']} -> {r['load_avg_1m_end']}"
-    print(f"machine load average (1 min) during the run: {load} (shared machine: noisy)")
-    p99 = r["bare"]["text_tower"]["p99_ms"]
-    print(f"bare text tower          p50 {bare_t:8.1f} ms  p99 {p99:8.1f} ms")
-    p99 = r["bare"]["decode_plus_image_tower"]["p99_ms"]
-    print(f"bare decode+image tower  p50 {bare_i:8.1f} ms  p99 {p99:8.1f} ms")
-    for c in (1, 4):
-        for kind in ("text", "image"):
-            m = r[f"http_c{c}"][kind]
-            line = f"p50 {m['p50_ms']:8.1f} ms  p99 {m['p99_ms']:8.1f} ms"
-            print(f"HTTP {kind:5s} concurrency {c}  {line}")
-    goal_t, goal_i = 1.3 * bare_t + 5, 1.3 * bare_i
-    got_t, got_i = r["http_c1"]["text"]["p50_ms"], r["http_c1"]["image"]["p50_ms"]
-    r["goals"] = {"text_p50_goal_ms": round(goal_t, 2), "text_met": got_t <= goal_t,
-                  "image_p50_goal_ms": round(goal_i, 2), "image_met": got_i <= goal_i}  # fmt: skip
-    print(
-        f"goal text p50 <= {goal_t:.1f} ms: {'met' if got_t <= goal_t else 'MISSED'} ({got_t:.1f})"
-    )
-    print(
-        f"goal image p50 <= {goal_i:.1f} ms: {'met' if got_i <= goal_i else 'MISSED'} ({got_i:.1f})"
-    )
-    for mode in ("eager", "lazy"):
-        m = r[f"cold_start_{mode}"]
-        print(f"Lambda cold start ({mode}): import {m['import_s']:.2f} s + first query "
-              f"{m['first_query_s']:.2f} s = {m['total_s']:.2f} s")  # fmt: skip
+def print_load(kind: str, c: int, r: dict[str, Any]) -> None:
+    print(f"\nHTTP {kind} at concurrency {c}  [{load_note(r)}]")
+    for name, s in r["sides"].items():
+        lat = s["latency"]
+        print(f"  {name:<16} {s['median']:7.1f} req/s median (min {s['min']:.1f})  "
+              f"p50 {lat['p50_ms']:8.1f} ms  p99 {lat['p99_ms']:8.1f} ms")  # fmt: skip
+
+
+def report(r: dict[str, Any], servers: list[Server]) -> None:
+    print(f"\n{r['vectors']} vectors, {r['cpus']} CPUs, {r['bundle']}, {r['rounds']} rounds")
+    print(f"load average (1 min): {r['load_avg_1m_start']} -> {r['load_avg_1m_end']}")
+    for kind, cmp in r["in_process_vs_http_c1"].items():
+        sides = cmp["sides"]
+        print(f"{kind:5s} in-process {sides['in-process']['median']:6.1f} ms, HTTP "
+              f"{sides['HTTP']['median']:6.1f} ms (median ms per call): HTTP costs "
+              f"{1 / cmp['ratio']['median']:.2f}x  [{load_note(cmp)}]")  # fmt: skip
+    ours = servers[0].name
+    c1, c16 = r.get("http_text_c1"), r.get("http_text_c16")
+    if c1 and c16:
+        p50_1 = c1["sides"][ours]["latency"]["p50_ms"]
+        p99_16 = c16["sides"][ours]["latency"]["p99_ms"]
+        goals: dict[str, Any] = {"p99_c16_over_p50_c1": round(p99_16 / p50_1, 2)}
+        print(f"goal p99 at 16 <= 4x p50 at 1: {p99_16:.1f} / {p50_1:.1f} = "
+              f"{goals['p99_c16_over_p50_c1']:.2f}x")  # fmt: skip
+        if len(servers) > 1:
+            base = servers[1].name
+            goals["throughput_c16_vs_baseline"] = ratio(c16, ours, base, lower_is_better=False)
+            b50 = c1["sides"][base]["latency"]["p50_ms"]
+            goals["p50_c1_vs_baseline"] = round(p50_1 / b50, 3)
+            print(f"goal throughput at 16 >= 2x baseline: "
+                  f"{goals['throughput_c16_vs_baseline']['median']:.2f}x by median")  # fmt: skip
+            print(f"goal p50 at 1 unchanged: {p50_1:.1f} vs {b50:.1f} ms "
+                  f"({goals['p50_c1_vs_baseline']:.2f}x)")  # fmt: skip
+        r["goals"] = goals
+    if "cold_start_s" in r:
+        cs = r["cold_start_s"]
+        for mode, s in cs["sides"].items():
+            print(f"Lambda cold start ({mode}): median {s['median']:.2f} s (min {s['min']:.2f})")
 
 
 if __name__ == "__main__":
