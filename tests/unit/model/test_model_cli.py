@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fashion_search.cli import main
 from fashion_search.model.embedder import OnnxClipEmbedder
+from fashion_search.model.info import inspect_bundle
 from PIL import Image
 
 from tests.fixtures.bundles import tiny_clip_model
@@ -174,12 +175,16 @@ def test_export_open_clip_without_torchvision_is_clear(
     assert not (tmp_path / "oc").exists()
 
 
-def test_quantize(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quantize_both_towers(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("onnx")
     dest = tmp_path / "tiny-int8"
-    main(["model", "quantize", str(tiny_bundle), str(dest)])
+    main(["model", "quantize", str(tiny_bundle), str(dest), "--tower", "visual",
+          "--tower", "textual"])  # fmt: skip
     out = capsys.readouterr().out
-    assert "batch dynamic, int8" in out
+    assert "batch dynamic, int8" in out and "batch dynamic, fp32" not in out
+    assert "text->image 0.906-0.978" in out
     # Dynamic quantisation scales activations over the whole input, padding included, so the
     # probe finds that cutting the padding moves the embedding: int8 text stays at full length.
     assert "text length:   fixed" in out
@@ -193,6 +198,31 @@ def test_quantize(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         main(["model", "quantize", str(tiny_bundle), str(tiny_bundle)])
     assert "new destination" in capsys.readouterr().err
+
+
+def test_quantize_defaults_to_the_image_tower(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The text tower stays fp32 (and so at its own length); the image tower becomes int8."""
+    pytest.importorskip("onnx")
+    dest = tmp_path / "tiny-visual-int8"
+    main(["model", "quantize", str(tiny_bundle), str(dest)])
+    out = capsys.readouterr().out
+    assert "text length:   dynamic" in out
+    assert "int8:          top-10 agreement with fp32, as measured: image->image" in out
+    info = inspect_bundle(dest)
+    assert (info.visual.precision, info.textual.precision) == ("int8", "fp32")
+    assert info.int8_agreement is not None and set(info.int8_agreement) == {
+        "image->image",
+        "text->image",
+    }
+    assert inspect_bundle(tiny_bundle).int8_agreement is None
+    assert (dest / "textual/model.onnx").read_bytes() == (
+        tiny_bundle / "textual/model.onnx"
+    ).read_bytes()
+    assert (dest / "visual/model.onnx").stat().st_size < 0.5 * (
+        tiny_bundle / "visual/model.onnx"
+    ).stat().st_size
 
 
 def test_embed_image_urls_go_through_the_safe_fetcher(

@@ -23,6 +23,11 @@ def _model_group(app: typer.Typer) -> typer.Typer:
     return model_app
 
 
+class Tower(StrEnum):
+    VISUAL = "visual"
+    TEXTUAL = "textual"
+
+
 class ExportKind(StrEnum):
     HF = "hf"
     OPEN_CLIP = "open_clip"
@@ -60,6 +65,13 @@ def info_command(
         lines.append(
             f"{name + ':':<14} input {tower.input_name!r} {tower.input_shape}, "
             f"batch {tower.batch}, {tower.precision}, {tower.size_bytes / 1e6:.1f} MB"
+        )
+    if info.int8_agreement:
+        tasks = ", ".join(
+            f"{task} {lo:.3f}-{hi:.3f}" for task, (lo, hi) in info.int8_agreement.items()
+        )
+        lines.append(
+            f"int8:          top-10 agreement with fp32, as measured: {tasks} (docs/model.md)"
         )
     typer.echo("\n".join(lines))
 
@@ -140,11 +152,16 @@ def quantize_command(
     per_channel: Annotated[
         bool, typer.Option("--per-channel", help="Per-channel weight scales.")
     ] = False,
+    tower: Annotated[
+        list[Tower] | None,
+        typer.Option("--tower", help="Tower to quantise; repeat for both (default: visual only)."),
+    ] = None,
 ) -> None:
     """Write an int8 (dynamic quantisation) copy of a bundle."""
-    from fashion_search.model.quantize import quantize_bundle
+    from fashion_search.model.quantize import DEFAULT_TOWERS, quantize_bundle
 
-    quantize_bundle(source, dest, per_channel=per_channel)
+    towers = [t.value for t in tower] if tower else DEFAULT_TOWERS
+    quantize_bundle(source, dest, per_channel=per_channel, towers=towers)
     info_command(dest)
 
 

@@ -9,6 +9,16 @@ from typing import Any
 from fashion_search.model.bundle import Bundle
 from fashion_search.model.embedder import OnnxClipEmbedder
 
+# What int8 costs in results: the mean overlap of each query's top-10 with the fp32 model's,
+# per task and per quantised tower, lowest and highest over the two models measured by
+# ``benchmarks/embed.py --parts agreement`` (ViT-B/32 random weights over 200 photo-like JPEGs;
+# the trained demo model over 400 demo products). Figures and method: docs/model.md.
+INT8_AGREEMENT: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
+    ("int8", "fp32"): {"image->image": (0.976, 0.988), "text->image": (0.914, 0.978)},
+    ("fp32", "int8"): {"image->image": (1.0, 1.0), "text->image": (0.966, 0.990)},
+    ("int8", "int8"): {"image->image": (0.976, 0.988), "text->image": (0.906, 0.978)},
+}
+
 
 @dataclass(frozen=True, slots=True)
 class TowerInfo:
@@ -34,6 +44,9 @@ class BundleInfo:
     text_length: str
     visual: TowerInfo
     textual: TowerInfo
+    # For a bundle with an int8 tower: measured top-10 agreement with its fp32 original, per
+    # task, as (lowest, highest) over the models measured (``INT8_AGREEMENT``).
+    int8_agreement: dict[str, tuple[float, float]] | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,4 +79,5 @@ def inspect_bundle(path: Path | str) -> BundleInfo:
         text_length=embedder.text_length,
         visual=tower(embedder.visual),
         textual=tower(embedder.textual),
+        int8_agreement=INT8_AGREEMENT.get((embedder.visual.precision, embedder.textual.precision)),
     )
