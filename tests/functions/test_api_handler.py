@@ -257,3 +257,15 @@ def test_after_a_snapstart_restore_clients_are_new_and_search_still_works(
         assert len(body_of(response)["results"]) == 2
     finally:
         before.stores.close()
+
+
+def test_each_request_is_one_model_run_with_no_wait(lambda_env: str, load_handler: Loader) -> None:
+    """A container serves one request at a time: the model queue runs each request's tower
+    call at once, as its own batch (no waiting for company that cannot come)."""
+    module = load_handler()
+    queue = module.app.state.searcher_provider.get().embedder.queue
+    runs, calls = queue.stats.runs, queue.stats.calls
+    for name in ("api_v2_text.json", "api_v2_upload.json", "api_rest_text.json"):
+        assert module.handler(event(name), Context())["statusCode"] == 200
+    assert (queue.stats.runs - runs, queue.stats.calls - calls) == (3, 3)
+    assert queue.stats.waits == 0 and queue.stats.largest_batch == 1
