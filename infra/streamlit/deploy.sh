@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the UI image, push it to ECR and deploy infra/streamlit/ecs-service.yaml (Fargate + ALB
-# with sticky sessions). Run from anywhere; needs docker (with BuildKit) and the AWS CLI.
+# Build the UI image, push it to ECR and deploy infra/streamlit/ecs-service.yaml (Fargate + an
+# HTTPS ALB that signs users in with Cognito, sticky sessions). Run from anywhere; needs docker (with BuildKit) and the AWS CLI.
 #
 # Required environment:
 #   AWS_REGION            e.g. us-east-1
@@ -8,9 +8,12 @@
 #   SUBNET_IDS            two or more public subnets, comma-separated: subnet-a,subnet-b
 #   API_URL               the API's base URL (SAM output ApiUrl)
 #   API_KEY_SECRET_ARN    Secrets Manager secret holding one API key (SecretString = the key)
+#   CERTIFICATE_ARN       ACM certificate for DOMAIN_NAME (the ALB serves HTTPS only)
+#   DOMAIN_NAME           the UI's host name, e.g. search.example.com (point it at the ALB)
+#   COGNITO_DOMAIN_PREFIX prefix of the hosted sign-in page (unique in the region)
 # Optional:
 #   STACK_NAME (fashion-search-ui)  REPOSITORY (fashion-search-ui)  IMAGE_TAG (git short sha)
-#   CERTIFICATE_ARN (HTTPS on the ALB; empty = HTTP)  DESIRED_COUNT (1)  ALLOWED_CIDR (0.0.0.0/0)
+#   DESIRED_COUNT (1)  ALLOWED_CIDR (0.0.0.0/0)
 #   DRY_RUN=1   print the commands instead of running them
 set -euo pipefail
 
@@ -22,10 +25,12 @@ repo_root="$(cd "$here/../.." && pwd)"
 : "${SUBNET_IDS:?set SUBNET_IDS (comma-separated public subnets)}"
 : "${API_URL:?set API_URL (the API base URL)}"
 : "${API_KEY_SECRET_ARN:?set API_KEY_SECRET_ARN (Secrets Manager secret with one API key)}"
+: "${CERTIFICATE_ARN:?set CERTIFICATE_ARN (ACM certificate for DOMAIN_NAME)}"
+: "${DOMAIN_NAME:?set DOMAIN_NAME (the UI host name the certificate covers)}"
+: "${COGNITO_DOMAIN_PREFIX:?set COGNITO_DOMAIN_PREFIX (hosted sign-in page prefix)}"
 STACK_NAME="${STACK_NAME:-fashion-search-ui}"
 REPOSITORY="${REPOSITORY:-fashion-search-ui}"
 IMAGE_TAG="${IMAGE_TAG:-$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || date +%Y%m%d%H%M%S)}"
-CERTIFICATE_ARN="${CERTIFICATE_ARN:-}"
 DESIRED_COUNT="${DESIRED_COUNT:-1}"
 ALLOWED_CIDR="${ALLOWED_CIDR:-0.0.0.0/0}"
 
@@ -77,8 +82,12 @@ run aws cloudformation deploy --region "$AWS_REGION" \
     "ApiUrl=$API_URL" \
     "ApiKeySecretArn=$API_KEY_SECRET_ARN" \
     "CertificateArn=$CERTIFICATE_ARN" \
+    "DomainName=$DOMAIN_NAME" \
+    "CognitoDomainPrefix=$COGNITO_DOMAIN_PREFIX" \
     "DesiredCount=$DESIRED_COUNT" \
     "AllowedCidr=$ALLOWED_CIDR"
 
+# Where DOMAIN_NAME must point, the URL, and the user pool to invite users into.
 run aws cloudformation describe-stacks --region "$AWS_REGION" --stack-name "$STACK_NAME" \
-  --query "Stacks[0].Outputs[?OutputKey=='UiUrl'].OutputValue" --output text
+  --query "Stacks[0].Outputs[?contains(['LoadBalancerDns','UiUrl','UserPoolId'], OutputKey)].[OutputKey,OutputValue]" \
+  --output text

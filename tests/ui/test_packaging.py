@@ -82,6 +82,9 @@ def test_deploy_script_dry_run_builds_pushes_and_deploys_with_the_secret_arn() -
         "API_KEY_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:ui-key",
         "IMAGE_TAG": "t1",
         "AWS_ACCOUNT_ID": "111122223333",
+        "CERTIFICATE_ARN": "arn:aws:acm:eu-west-1:1:certificate/c",
+        "DOMAIN_NAME": "search.example.com",
+        "COGNITO_DOMAIN_PREFIX": "fs-ui",
     }
     done = subprocess.run(
         ["bash", str(INFRA / "deploy.sh")], env=env, capture_output=True, text=True, timeout=60
@@ -93,6 +96,7 @@ def test_deploy_script_dry_run_builds_pushes_and_deploys_with_the_secret_arn() -
     assert f"docker push {image}" in out
     assert "aws cloudformation deploy" in out and f"ImageUri={image}" in out
     assert "ApiKeySecretArn=arn:aws:secretsmanager:eu-west-1:1:secret:ui-key" in out
+    assert "DomainName=search.example.com" in out and "CognitoDomainPrefix=fs-ui" in out
 
 
 def test_deploy_script_names_what_is_missing() -> None:
