@@ -94,15 +94,19 @@ class Seen:
 class FakePinecone:
     """The server and its state; ``url`` is the control-plane host to give the SDK."""
 
-    def __init__(self, *, api_key: str = "test-key") -> None:
+    def __init__(
+        self, *, api_key: str = "test-key", bind: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        """``bind="0.0.0.0"`` serves containers too (``sam local``, infra/local_stack.py)."""
         self.api_key = api_key
         self.indexes: dict[str, FakeIndex] = {}
         self.injected: list[Injected] = []
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer((bind, port), _handler_for(self))
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.port = int(self._server.server_port)
+        self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> FakePinecone:
