@@ -203,3 +203,18 @@ def test_watch_reports_what_its_catch_up_could_not_index_and_exits_1(
     assert proc.returncode == 1, err
     assert "Traceback" not in err
     assert "not indexed: 1 images (1 failed, 0 left to retry)" in err and "\n    torn.jpg\n" in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_file_written_to_a_full_device_says_the_disk_is_full(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/dev/full answers every write with ENOSPC, as a full disk does."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(jpeg_bytes(2))
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", str(src), "--json", "/dev/full"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "\nerror: the disk is full writing /dev/full" in err and "Traceback" not in err

@@ -125,3 +125,39 @@ def test_an_unknown_option_is_a_usage_error(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "Usage: fashion-search" in err and "Traceback" not in err
+
+
+def test_aws_errors_are_a_message_not_a_botocore_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("boto3")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "FASHION_SEARCH_AWS__REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    with pytest.raises(SystemExit) as exc:
+        main(["aws", "env"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: AWS: You must specify a region.") and "--region" in err
+
+
+def test_a_prompt_without_input_is_aborted_not_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "aws", "put-secret", "--region", "us-east-1"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "aborted" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["serve", "--port", "99999"], ["demo", "--ui-port", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert "Invalid value for '--" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import typer.main
 
 from fashion_search.cli._help import polish
 from fashion_search.errors import FashionSearchError
+from fashion_search.settings import ENV_PREFIX
 from fashion_search.stores.disk import disk_full_message, is_disk_full
 
 app = typer.Typer(
@@ -53,8 +54,8 @@ def build() -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a readable message and a meaningful exit status, never a traceback, for
-    usage errors (2), the errors we model (2), file-system errors such as a full disk (1) and
-    Ctrl-C (130). Commands exit 1 themselves when items failed or are left to retry."""
+    usage errors (2), the errors we model and AWS's (2), file-system errors such as a full disk
+    (1) and Ctrl-C (130). Commands exit 1 themselves when items failed or are left to retry."""
     command = build()
     try:
         # standalone_mode=False: our handlers below see the errors; typer returns the code of a
@@ -68,7 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         # own click: usage + "Try ... --help" + the error, exit 2 for usage errors.
         _show(exc)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:  # a prompt answered by end-of-input or Ctrl-C
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except OSError as exc:  # the machine, not the code: a full disk, a folder we may not write
@@ -78,8 +82,26 @@ def main(argv: list[str] | None = None) -> None:
             where = f": {exc.filename}" if exc.filename else ""
             typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
+    except Exception as exc:
+        if not _from_aws_sdk(exc):
+            raise
+        # No region, no credentials, access denied, a stack that does not exist: AWS's own words
+        # say what to fix; a traceback through botocore does not.
+        hint = (
+            f" (pass --region, or set {ENV_PREFIX}AWS__REGION or AWS_DEFAULT_REGION)"
+            if type(exc).__name__ == "NoRegionError"
+            else ""
+        )
+        typer.echo(f"error: AWS: {exc}{hint}", err=True)
+        sys.exit(2)
     if isinstance(code, int) and code != 0:
         sys.exit(code)
+
+
+def _from_aws_sdk(exc: Exception) -> bool:
+    """botocore's errors (``BotoCoreError``, ``ClientError``), without importing boto for
+    commands that never touch AWS (it is an optional extra)."""
+    return type(exc).__module__.split(".")[0] in ("botocore", "boto3")
 
 
 def _show(exc: typer.TyperException) -> None:

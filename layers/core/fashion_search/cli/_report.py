@@ -6,7 +6,10 @@ first few file names, not 580 lines; capped, so a huge run stays readable.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -76,3 +79,14 @@ def finish(lines: Sequence[str]) -> None:
     if lines:
         say(lines)
         raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def emit(data: dict[str, Any], json_path: Path | None) -> None:
+    """Print the summary as JSON, and write it to ``json_path`` too when given."""
+    text = json.dumps(data, indent=2, sort_keys=True)
+    typer.echo(text)
+    if json_path is not None:
+        try:
+            json_path.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:  # a failed write() names no file: name it for the message
+            raise OSError(exc.errno, exc.strerror, str(json_path)) from exc

@@ -31,8 +31,8 @@ def demo_command(
         Path | None, typer.Option(help="Model bundle (default: settings, i.e. models/demo).")
     ] = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Start the Streamlit app.")] = True,
-    api_port: Annotated[int, typer.Option(help="Preferred API port.")] = 8000,
-    ui_port: Annotated[int, typer.Option(help="Preferred UI port.")] = 8501,
+    api_port: Annotated[int, typer.Option(min=1, max=65535, help="Preferred API port.")] = 8000,
+    ui_port: Annotated[int, typer.Option(min=1, max=65535, help="Preferred UI port.")] = 8501,
     prepare_only: Annotated[
         bool,
         typer.Option("--prepare-only", help="Generate, load and ingest, then exit (no servers)."),

@@ -11,7 +11,7 @@ import typer
 from tqdm import tqdm
 
 from fashion_search.cli._checks import require_home
-from fashion_search.cli._report import finish, ingest_problems, load_problems, say
+from fashion_search.cli._report import emit, finish, ingest_problems, load_problems, say
 from fashion_search.cli._signals import stop_on_signals
 from fashion_search.ingest.outcome import IngestOutcome
 from fashion_search.settings import Home, Settings
@@ -25,13 +25,6 @@ def _ingestor(settings: Settings) -> Any:
     embedder = load_embedder(settings)
     stores = open_stores(settings, dimension=embedder.dim)
     return Ingestor(stores, embedder, settings=settings)
-
-
-def _emit(data: dict[str, Any], json_path: Path | None) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True)
-    typer.echo(text)
-    if json_path is not None:
-        json_path.write_text(text + "\n", encoding="utf-8")
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -74,7 +67,7 @@ def ingest_cmd(
                 ingestor, root, under=path, batch_size=batch_size, on_progress=bar.update
             )
         summary.update(done.counts)
-        _emit(summary, json_path)
+        emit(summary, json_path)
         finish(ingest_problems(done.problems))
         return
     total = sum(1 for _ in files_under(path))
@@ -92,7 +85,7 @@ def ingest_cmd(
             done = ingest_keys(ingestor, root, keys, batch_size=batch_size, on_progress=bar.update)
         summary.update(done.counts)
         problems = done.problems
-    _emit(summary, json_path)
+    emit(summary, json_path)
     finish(ingest_problems(problems))
 
 
@@ -197,7 +190,7 @@ def load_cmd(
             done = ingest_keys(ingestor, root, summary.keys, on_progress=bar.update)
         result["index"] = done.counts
         problems = done.problems
-    _emit(result, json_path)
+    emit(result, json_path)
     finish(load_problems(summary) + ingest_problems(problems))
 
 
@@ -222,7 +215,7 @@ def reconcile_cmd(
         report = reconcile(
             _ingestor(settings), fix=fix, reembed_stale=reembed_stale, on_progress=bar.update
         )
-    _emit(report.as_dict(), json_path)
+    emit(report.as_dict(), json_path)
 
 
 def register(app: typer.Typer) -> None:

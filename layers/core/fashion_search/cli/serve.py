@@ -46,7 +46,9 @@ def serve_command(
     host: Annotated[
         str | None, typer.Option(help="Bind address (default settings.api.host).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default settings.api.port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default settings.api.port).")
+    ] = None,
     reload: Annotated[
         bool, typer.Option("--reload", help="Restart on code changes (development).")
     ] = False,

@@ -3,24 +3,17 @@ homes. Neither loads the model: the catalog's stored embeddings are the vectors.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from tqdm import tqdm
 
 from fashion_search.cli._checks import require_home
+from fashion_search.cli._report import emit
 from fashion_search.errors import ConfigError
 from fashion_search.settings import ENV_PREFIX, EmbeddedSettings, Home, Settings
 from fashion_search.types import ItemStatus
-
-
-def _emit(data: dict[str, Any], json_path: Path | None) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True)
-    typer.echo(text)
-    if json_path is not None:
-        json_path.write_text(text + "\n", encoding="utf-8")
 
 
 def _bundle_identity(settings: Settings, *, flags: str) -> tuple[str, int]:
@@ -86,7 +79,7 @@ def reindex_cmd(
             )
         summary = report.as_dict()
         summary["lexical_stats"] = refresh_lexical_stats(stores, settings)
-    _emit(summary, json_path)
+    emit(summary, json_path)
 
 
 def migrate_cmd(
@@ -155,7 +148,7 @@ def migrate_cmd(
             )
         summary = report.as_dict()
         summary["lexical_stats"] = refresh_lexical_stats(target, target_settings)
-    _emit(summary, json_path)
+    emit(summary, json_path)
     if not report.ok:
         typer.echo("migration incomplete or not verified: see the summary above", err=True)
         raise typer.Exit(1)
