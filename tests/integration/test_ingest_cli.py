@@ -158,6 +158,12 @@ def test_ingest_at_a_full_disk_says_so_and_exits_1(
         return conn
 
     monkeypatch.setattr(SqliteCatalog, "_conn", no_room)
+    monkeypatch.setenv("FASHION_SEARCH_EMBEDDED__DATA_DIR", str(tmp_path / "new-home"))
+    with pytest.raises(SystemExit) as exc:  # a home that cannot even be created
+        main(["ingest", str(first)])
+    assert exc.value.code == 1
+    assert "error: the disk is full writing " in capsys.readouterr().err
+    monkeypatch.setenv("FASHION_SEARCH_EMBEDDED__DATA_DIR", str(home))
     more = tmp_path / "more"
     more.mkdir()
     for i in range(40):  # enough rows to need a new page

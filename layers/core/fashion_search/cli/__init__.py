@@ -10,7 +10,7 @@ import typer
 import typer.main
 
 from fashion_search.cli._help import polish
-from fashion_search.errors import FashionSearchError
+from fashion_search.errors import DiskFull, FashionSearchError
 from fashion_search.settings import ENV_PREFIX
 from fashion_search.stores.disk import disk_full_message, is_disk_full
 
@@ -54,7 +54,7 @@ def build() -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a readable message and a meaningful exit status, never a traceback, for
-    usage errors (2), the errors we model and AWS's (2), file-system errors such as a full disk
+    usage errors (2), the errors we model and AWS's (2), a full disk and other file-system errors
     (1) and Ctrl-C (130). Commands exit 1 themselves when items failed or are left to retry."""
     command = build()
     try:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         code = command.main(args=argv, prog_name="fashion-search", standalone_mode=False)
     except FashionSearchError as exc:
         typer.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+        sys.exit(1 if isinstance(exc, DiskFull) else 2)  # the machine, not the call, is at fault
     except typer.TyperException as exc:
         # Usage errors (unknown command, missing argument, bad value) and file errors of typer's
         # own click: usage + "Try ... --help" + the error, exit 2 for usage errors.
