@@ -76,8 +76,10 @@ def backfill_cmd(
         Path | None, typer.Option("--json", help="Also write the report here.")
     ] = None,
 ) -> None:
-    """Index what the bucket already holds: queue an S3-shaped event for every object under the
-    ingest prefix that the catalog does not hold indexed with the same eTag (and model)."""
+    """Index what the bucket already holds (queued to the deployed ingest function).
+
+    Queues an S3-shaped event for every object under the ingest prefix that the catalog does not
+    hold indexed with the same eTag (and model)."""
     from fashion_search.ingest.backfill import Backfill, summary_lines
     from fashion_search.ingest.backfill_cost import enqueue_rate, estimate
     from fashion_search.ingest.backfill_queue import SqsSender
