@@ -76,7 +76,10 @@ class Estimate:
         return sum(self.cost_usd.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"total_usd": self.total_usd}
+        data = asdict(self)
+        data["cost_usd"] = {k: round(v, 4) for k, v in self.cost_usd.items()}
+        data["wall_s"], data["lambda_gb_s"] = round(self.wall_s, 1), round(self.lambda_gb_s, 1)
+        return data | {"total_usd": round(self.total_usd, 4)}
 
 
 def enqueue_rate(*, workers: int = 16, round_trip_s: float = 0.05) -> float:
