@@ -25,6 +25,7 @@ import base64
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +103,9 @@ class FakePinecone:
         self.indexes: dict[str, FakeIndex] = {}
         self.injected: list[Injected] = []
         self.seen: list[Seen] = []
+        # path fragment -> (requests allowed per window, window in s, times of those let through)
+        self.rate_limits: dict[str, tuple[int, float, deque[float]]] = {}
+        self.throttled = 0  # requests answered 429 by a rate limit
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer((bind, port), _handler_for(self))
         self._server.daemon_threads = True
@@ -137,10 +141,34 @@ class FakePinecone:
         with self.lock:
             self.injected.append(Injected(path_contains, times, status, delay_s, retry_after))
 
+    def rate_limit(self, path_contains: str, *, per_second: int, window_s: float = 1.0) -> None:
+        """Answer 429 to requests on ``path_contains`` beyond ``per_second`` in any window, as
+        Pinecone's per-namespace request limits do (docs: "Rate limits", 100 upserts/s). A
+        longer ``window_s`` keeps a test independent of how fast a loaded machine runs it."""
+        with self.lock:
+            self.rate_limits[path_contains] = (per_second, window_s, deque())
+
+    def over_rate_limit(self, path: str) -> int | None:
+        """The limit ``path`` is over now (the request is refused), else None (counted)."""
+        now = time.monotonic()
+        with self.lock:
+            for fragment, (limit, window_s, recent) in self.rate_limits.items():
+                if fragment not in path:
+                    continue
+                while recent and now - recent[0] >= window_s:
+                    recent.popleft()
+                if len(recent) >= limit:
+                    self.throttled += 1
+                    return limit
+                recent.append(now)
+        return None
+
     def clear(self) -> None:
         with self.lock:
             self.injected.clear()
             self.seen.clear()
+            self.rate_limits.clear()
+            self.throttled = 0
 
     def reset(self) -> None:
         """Forget every index too: each test starts with an empty project."""
@@ -148,6 +176,8 @@ class FakePinecone:
             self.indexes.clear()
             self.injected.clear()
             self.seen.clear()
+            self.rate_limits.clear()
+            self.throttled = 0
 
     def count(self, path_suffix: str) -> int:
         """How many requests reached ``path_suffix`` (injected failures included)."""
@@ -466,6 +496,13 @@ def _handler_for(fake: FakePinecone) -> type[BaseHTTPRequestHandler]:
                     if injected.retry_after is not None:
                         headers["Retry-After"] = injected.retry_after
                     raise ApiFailure(injected.status, f"injected failure {injected.status}")
+                limit = fake.over_rate_limit(path)
+                if limit is not None:
+                    raise ApiFailure(
+                        429,
+                        f"Request failed. You've reached the max requests per second ({limit}) "
+                        f"for {path.rsplit('/', 1)[-1]} in this namespace. Retry with backoff.",
+                    )
                 status, out = fake.handle(self.command, self.path, body)
             except ApiFailure as exc:
                 status, out = exc.status, exc.body()

@@ -438,3 +438,33 @@ def test_bulk_load_into_aws_uploads_once_and_lets_the_cloud_embed(
     final = load()  # nothing uploaded, so nothing is embedded again
     assert (final["loaded"], final["unchanged"]) == (0, 40)
     assert messages() == 0
+
+
+def test_the_pinecone_server_answers_429_past_its_rate_limit(pinecone_fake: FakePinecone) -> None:
+    """What the throttling tests can lean on: Pinecone's per-namespace request limit, as a 429
+    with its error body, lifted once the window is over."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    pinecone_fake.create_index(INDEX, dimension=2)
+    pinecone_fake.rate_limit("/vectors/upsert", per_second=2, window_s=3.0)
+    body = json.dumps({"vectors": [{"id": "a", "values": [1.0, 0.0]}]}).encode()
+
+    def upsert() -> int:
+        request = urllib.request.Request(
+            pinecone_fake.host_of(INDEX) + "/vectors/upsert",
+            data=body,
+            headers={"Api-Key": pinecone_fake.api_key, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            assert json.loads(exc.read())["code"] == 8  # RESOURCE_EXHAUSTED
+            return int(exc.code)
+
+    assert [upsert(), upsert(), upsert()] == [200, 200, 429]
+    assert pinecone_fake.throttled == 1
+    time.sleep(3.05)  # the window is over: let through again
+    assert upsert() == 200
