@@ -56,6 +56,40 @@ def test_upload_model_is_idempotent_and_mirrors_the_bundle(
     assert not (copied / "visual" / "old.onnx").exists()
 
 
+def test_a_bundle_too_big_for_tmp_is_refused_before_copying(
+    cli: typer.Typer,
+    s3_bucket: str,
+    tiny_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SnapStart caps /tmp at 512 MB: a bundle that cannot fit gets a message naming the fix
+    instead of a copy that dies halfway with ENOSPC."""
+    import shutil
+
+    import fashion_search.model.loader as loader
+
+    done = invoke(cli, "upload-model", str(tiny_bundle), "--bucket", s3_bucket, "--name", "t")
+    assert done.exit_code == 0, done.output
+    s3 = boto3.client("s3", region_name=REGION)
+    listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="models/t/")["Contents"]
+    size = sum(o["Size"] for o in listed)
+    real = shutil.disk_usage
+
+    def small_tmp(path: Any) -> Any:
+        return real(path)._replace(free=size - 1)  # one byte short
+
+    monkeypatch.setattr(loader.shutil, "disk_usage", small_tmp)
+    cache = tmp_path / "cache"
+    with pytest.raises(ConfigError, match="int8 bundle") as caught:
+        fetch_s3_bundle(f"s3://{s3_bucket}/models/t/", cache_dir=cache, client=s3)
+    assert caught.value.field == "model.s3_uri"
+    assert not cache.exists() or not any(cache.rglob("*.onnx"))
+    monkeypatch.setattr(loader.shutil, "disk_usage", real)
+    copied = fetch_s3_bundle(f"s3://{s3_bucket}/models/t/", cache_dir=cache, client=s3)
+    assert (copied / "config.json").is_file()
+
+
 def test_put_secret_creates_then_leaves_then_updates(cli: typer.Typer, moto_aws: None) -> None:
     name = "fashion-search/pinecone-api-key"
     outputs = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -66,18 +67,36 @@ def fetch_s3_bundle(
         import boto3  # the aws extra; only needed for S3 bundles
 
         client = boto3.client("s3", endpoint_url=endpoint_url)
+    objects = [
+        obj
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if obj["Key"][len(prefix) :] and not obj["Key"].endswith("/")
+    ]
+    if not objects:
+        raise BundleError(f"no model files under {uri}")
+    _check_room(cache_dir, sum(int(obj.get("Size", 0)) for obj in objects), uri)
     with staged_bundle(target, check=False) as tmp:
-        count = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(prefix) :]
-                if not rel or rel.endswith("/"):
-                    continue
-                dest = tmp / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, obj["Key"], str(dest))
-                count += 1
-        if count == 0:
-            raise BundleError(f"no model files under {uri}")
-        log.info("copied %d model files from %s to %s", count, uri, target)
+        for obj in objects:
+            dest = tmp / obj["Key"][len(prefix) :]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, obj["Key"], str(dest))
+        log.info("copied %d model files from %s to %s", len(objects), uri, target)
     return target
+
+
+def _check_room(cache_dir: Path, size: int, uri: str) -> None:
+    """Refuse, naming the fix, a bundle the cache's file system cannot hold: Lambda's /tmp is
+    512 MB under SnapStart, and a copy that fills it would fail halfway with ENOSPC."""
+    existing = cache_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if size > free:
+        raise ConfigError(
+            f"model bundle {uri} is {size / 1e6:.0f} MB but {existing} has {free / 1e6:.0f} MB "
+            "free. On Lambda with SnapStart (ApiColdStart=snapstart) /tmp holds at most 512 MB: "
+            "deploy the int8 bundle (`fashion-search model quantize`), or choose "
+            "ApiColdStart=provisioned or none (docs/deploy.md, 'The first request')",
+            field="model.s3_uri",
+        )
