@@ -67,8 +67,6 @@ def test_a_bundle_too_big_for_tmp_is_refused_before_copying(
     instead of a copy that dies halfway with ENOSPC."""
     import shutil
 
-    import fashion_search.model.loader as loader
-
     done = invoke(cli, "upload-model", str(tiny_bundle), "--bucket", s3_bucket, "--name", "t")
     assert done.exit_code == 0, done.output
     s3 = boto3.client("s3", region_name=REGION)
@@ -79,13 +77,13 @@ def test_a_bundle_too_big_for_tmp_is_refused_before_copying(
     def small_tmp(path: Any) -> Any:
         return real(path)._replace(free=size - 1)  # one byte short
 
-    monkeypatch.setattr(loader.shutil, "disk_usage", small_tmp)
+    monkeypatch.setattr(shutil, "disk_usage", small_tmp)
     cache = tmp_path / "cache"
     with pytest.raises(ConfigError, match="int8 bundle") as caught:
         fetch_s3_bundle(f"s3://{s3_bucket}/models/t/", cache_dir=cache, client=s3)
     assert caught.value.field == "model.s3_uri"
     assert not cache.exists() or not any(cache.rglob("*.onnx"))
-    monkeypatch.setattr(loader.shutil, "disk_usage", real)
+    monkeypatch.setattr(shutil, "disk_usage", real)
     copied = fetch_s3_bundle(f"s3://{s3_bucket}/models/t/", cache_dir=cache, client=s3)
     assert (copied / "config.json").is_file()
 
