@@ -269,6 +269,7 @@ class Searcher:
         self.embedder.embed_images([Image.new("RGB", (64, 64), (128, 128, 128))])
         ns = self.stores.namespace
         self.stores.vectors.query(vec, top_k=1, include_metadata=True, namespace=ns)
+        self.weak_threshold()  # the calibration's catalog read and text-tower call, up front
 
     def weak_threshold(self) -> float | None:
         """The dense score under which a text query's best match is weak: the setting, else

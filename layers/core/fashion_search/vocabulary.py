@@ -1,12 +1,14 @@
 """What the catalog's own words and scores say: the weak-match threshold of a model on this
 catalog, example queries that find something, and the AWS home's fitted lexical statistics.
 
-Calibration (docs/search.md): a product's own display name is the best description of it the
-catalog holds, so the dense scores of names against their own product documents show what a
-genuine match scores with this model. A query whose best hit scores under a low percentile of
-those is weak: it looks less like its best product than nearly every product looks like its own
-name. Computed from a sample of the catalog with the model serving, so it is per model and
-needs no extra file in the bundle.
+Calibration (docs/search.md): the catalog's own example queries (a colour and a product type of
+real products, "navy blue dresses") are genuine queries, and their dense scores against the
+products they describe show what a genuine match scores with this model. A query whose best hit
+scores under a low percentile of those is weak: it looks less like its best product than nearly
+every product looks like a plain description of itself. Computed from a sample of the catalog
+with the model serving (one batched text-tower call), so it is per model and needs no extra file
+in the bundle. Tags, not display names: names may hold words the model cannot read (brands), and
+would pull the threshold down with them. A catalog without such tags falls back to the names.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CALIBRATION_SAMPLE = 500
+CALIBRATION_QUERIES = 12  # example queries embedded, in one batch
+PER_QUERY = 20  # products scored per example query
 # The share of products whose own name scores below the threshold (see the module docstring).
 CALIBRATION_PERCENTILE = 5.0
 _STATS_MAX_BYTES = 64 * 1024 * 1024
@@ -59,16 +63,51 @@ def threshold_of(scores: np.ndarray) -> float | None:
     return float(np.percentile(scores, CALIBRATION_PERCENTILE))
 
 
+def example_scores(items: list[CatalogItem], embedder: Embedder) -> np.ndarray:
+    """Dense scores of the items' example queries against the products each describes."""
+    queries = examples_of(items, limit=CALIBRATION_QUERIES)
+    if not queries:
+        return np.zeros(0)
+    vectors = dict(zip(queries, embedder.embed_texts(queries), strict=True))
+    scores: list[float] = []
+    taken: Counter[str] = Counter()
+    for it in items:
+        query = _example(it)
+        if query not in vectors or taken[query] >= PER_QUERY or not _usable(it, embedder.model_id):
+            continue
+        assert it.embedding is not None
+        taken[query] += 1
+        scores.append(float(vectors[query] @ document_vector(it.embedding, it.text_embedding)))
+    return np.asarray(scores, dtype=np.float64)
+
+
 def calibrate(stores: Stores, embedder: Embedder) -> float | None:
-    """The weak-match threshold for ``embedder`` on this catalog (None: not enough names)."""
+    """The weak-match threshold for ``embedder`` on this catalog (None: too few products)."""
     try:
         items = _sample(stores, CALIBRATION_SAMPLE)
+        threshold = threshold_of(example_scores(items, embedder))
+        if threshold is None:
+            threshold = threshold_of(name_scores(items, embedder.model_id))
     except Exception as exc:  # confidence is a nicety: a failing read must not fail a query
         log.warning("weak-match calibration skipped: %s", exc)
         return None
-    threshold = threshold_of(name_scores(items, embedder.model_id))
     log.info("weak-match threshold %s (model %s)", threshold, embedder.model_id)
     return threshold
+
+
+def _usable(it: CatalogItem, model_id: str) -> bool:
+    return (
+        it.embedding is not None
+        and it.model_id in (None, model_id)
+        and (it.text_embedding is None or it.text_embedding.shape == it.embedding.shape)
+    )
+
+
+def _example(item: CatalogItem) -> str | None:
+    if item.tags_predicted:
+        return None
+    colour, kind = item.tags.get("baseColour"), item.tags.get("articleType")
+    return f"{colour} {kind}".lower() if colour and kind else None
 
 
 def example_queries(
@@ -76,8 +115,12 @@ def example_queries(
 ) -> list[str]:
     """The most common (colour, product type) pairs of real products, as lower-case queries
     ("navy blue dresses"): each names products the catalog holds, by their own tags."""
+    return examples_of(_sample(stores, sample), limit=limit)
+
+
+def examples_of(items: list[CatalogItem], *, limit: int) -> list[str]:
     pairs: Counter[tuple[str, str]] = Counter()
-    for item in _sample(stores, sample):
+    for item in items:
         if item.tags_predicted:
             continue
         colour, kind = item.tags.get("baseColour"), item.tags.get("articleType")
