@@ -188,10 +188,11 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     x = make_data(args.data, n, n)
     types = np.random.default_rng(n + 1).integers(0, len(TYPES), size=n)
     mask = types == TYPES.index("type-3")
-    path = root / f"index-{n}"
+    reuse = args.index_dir is not None and (args.index_dir / "index.sqlite").exists()
+    path = args.index_dir or root / f"index-{n}"
     exact = EmbeddedVectorIndex(path, dimension=DIM, ann=AnnParams(min_vectors=None))
     start = time.perf_counter()
-    for lo in range(0, n, 5000):
+    for lo in range(0, n if not reuse else 0, 5000):
         exact.upsert(
             [
                 VectorRecord(f"img-{i}", x[i], {"articleType": TYPES[types[i]], "key": f"{i}.jpg"})
@@ -215,7 +216,8 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     build_s = time.perf_counter() - start
     graph_mib = sum(p.stat().st_size for p in path.glob("ann-*")) / 2**20
     print(
-        f"  {n:,}: graph built in {build_s:.1f} s (load {load_before_build:.1f}), "
+        f"  {n:,}: graph {'loaded' if reuse else 'built'} in {build_s:.1f} s "
+        f"(load {load_before_build:.1f}), "
         f"{graph_mib:.0f} MiB on disk",
         flush=True,
     )
@@ -225,8 +227,10 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "dim": DIM,
         "data": args.data,
         "filter_selectivity": float(mask.mean()),
-        "upsert_vectors_per_s": n / upsert_s,
-        "ann_build_s": build_s,
+        "upsert_vectors_per_s": None if reuse else n / upsert_s,
+        "reused_index": reuse,
+        "ann_build_s": None if reuse else build_s,
+        "ann_load_s": build_s if reuse else None,
         "ann_build_load_average": load_before_build,
         "ann_graph_mib": graph_mib,
         "disk_mib": sum(f.stat().st_size for f in path.iterdir()) / 2**20,
@@ -261,10 +265,11 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     print(
         f"  open {figures['open_s']:.3f} s (filter column included), first filtered query "
         f"{figures['first_filtered_query_s'] * 1000:.1f} ms, upsert "
-        f"{figures['upsert_vectors_per_s']:,.0f} vectors/s",
+        f"{figures['upsert_vectors_per_s'] or 0:,.0f} vectors/s",
         flush=True,
     )
-    shutil.rmtree(path)
+    if args.index_dir is None:
+        shutil.rmtree(path)
     return figures
 
 
@@ -297,6 +302,13 @@ def main() -> None:
     parser.add_argument("--data", choices=["clustered", "random"], default="clustered")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: tmp)")
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=None,
+        help="keep the index (and its graph) here; reuse it when present (one size only): "
+        "an efSearch sweep at 1M without a second build",
+    )
     parser.add_argument("--probe", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # As served: one BLAS thread (api.deps.limit_blas_threads), one faiss/OpenMP thread.

@@ -125,7 +125,7 @@ class EmbeddedSettings(BaseModel):
     # From this many vectors an approximate (HNSW) graph answers queries instead of the exact
     # scan (docs/stores-vectors.md); 0 turns it off. ``ann_ef_search`` trades recall for speed.
     ann_min_vectors: int = Field(default=200_000, ge=0)
-    ann_ef_search: int = Field(default=256, ge=1, le=10_000)
+    ann_ef_search: int = Field(default=1024, ge=1, le=10_000)
 
     @property
     def images_dir(self) -> Path:
