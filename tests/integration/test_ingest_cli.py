@@ -224,3 +224,35 @@ def test_a_file_written_to_a_full_device_says_the_disk_is_full(
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert "\nerror: the disk is full writing /dev/full" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_load_onto_a_full_disk_is_one_reason_naming_the_images_folder(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every image write of the folder store lands on /dev/full, which refuses it with ENOSPC as
+    a full disk does: the rows are reported under one reason that names the images folder."""
+    import os
+
+    from fashion_search.stores import blobs_folder
+
+    def onto_a_full_disk(path: Path, data: bytes) -> None:
+        fd = os.open("/dev/full", os.O_WRONLY)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    monkeypatch.setattr(blobs_folder, "_write_synced", onto_a_full_disk)
+    images = tmp_path / "kaggle" / "images"
+    images.mkdir(parents=True)
+    rows = []
+    for i in range(7):
+        (images / f"{200 + i}.jpg").write_bytes(jpeg_bytes(i))
+        rows.append(f"{200 + i},Men,Apparel,Topwear,Shirts,Blue,Fall,2012,Casual,Shirt {i}\n")
+    styles = tmp_path / "kaggle" / "styles.csv"
+    styles.write_text(HEADER + "".join(rows), encoding="utf-8")
+    result, err = _run_incomplete(["load", str(styles), str(images)], capsys)
+    (reason,) = result["load"]["failed"]
+    assert reason.startswith(f"upload failed: the disk is full writing {home / 'images'} (")
+    assert f"{reason} x7: ids 200, 201, 202, 203, 204 and 2 more" in err

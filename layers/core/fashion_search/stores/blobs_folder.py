@@ -92,8 +92,8 @@ class FolderBlobStore:
                 f"blob key {key!r} clashes with a folder or file already in the store", field="key"
             ) from exc
         except OSError as exc:  # disk full, permissions
-            if is_disk_full(exc):
-                raise disk_full(path, exc) from exc
+            if is_disk_full(exc):  # the folder, not the file: one reason for every image
+                raise disk_full(self.root, exc) from exc
             raise StoreError(f"cannot write blob {key!r}: {exc.strerror or exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)
