@@ -296,3 +296,21 @@ def test_the_api_handler_registers_snapstart_restore_hooks() -> None:
         for d in n.decorator_list
     }
     assert "register_after_restore" in calls | decorated
+
+
+def test_the_variables_declared_for_sam_local_are_empty_and_inert_in_aws(
+    template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declared so `sam local --env-vars` may set them (infra/local_stack.py); deployed, they
+    are empty, and empty must mean AWS's own endpoints and the index's own host."""
+    import boto3
+    from fashion_search.settings import Settings
+
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["AWS_ENDPOINT_URL"] == "" and env["FASHION_SEARCH_AWS__PINECONE_HOST"] == ""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
+    monkeypatch.setenv("FASHION_SEARCH_AWS__PINECONE_HOST", "")
+    for service, host in (("s3", "s3.amazonaws.com"), ("dynamodb", "dynamodb.us-east-1")):
+        client = boto3.client(service, region_name="us-east-1")
+        assert client.meta.endpoint_url.startswith(f"https://{host}"), client.meta.endpoint_url
+    assert not Settings(_env_file=None).aws.pinecone_host  # type: ignore[call-arg]
