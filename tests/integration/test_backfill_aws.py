@@ -222,6 +222,9 @@ def test_backfill_indexes_exactly_what_is_missing_and_a_rerun_does_nothing(
         model_id=b.model_id,
         ordering_token=hex_token(0xD),
     )
+    # Deleted, then put back while no notification was configured: the tombstone must yield.
+    b.put("back", 9004)
+    b.row("back", ItemStatus.DELETED, ordering_token=hex_token(0xE))
     # A loader row (tags, token "") whose upload happened before the stack existed.
     b.put("loaded", 9003)
     b.row("loaded", ItemStatus.PENDING, tags={"articleType": "Shirts"}, display_name="Blue shirt")
@@ -229,7 +232,7 @@ def test_backfill_indexes_exactly_what_is_missing_and_a_rerun_does_nothing(
     b.put("empty", 0, body=b"")
     b.flush()
     expected_new = {*missing, "loaded", "empty"}
-    expected = expected_new | {"fixed", "changed"}
+    expected = expected_new | {"fixed", "changed", "back"}
 
     dry = run_cli(capsys, "--dry-run")
     assert dry["would_queue_total"] == len(expected)
@@ -243,7 +246,11 @@ def test_backfill_indexes_exactly_what_is_missing_and_a_rerun_does_nothing(
     assert status_of(app, "new-0") is None  # a dry run writes nothing
 
     report = run_cli(capsys)
-    assert report["queued"] == {"new": len(expected_new), "changed": 2}
+    assert report["queued"] == {
+        "new": len(expected_new),
+        "changed": 2,
+        "tombstoned but present": 1,
+    }
     assert report["failed"]["count"] == 0
     assert report["estimate"]["images"] == len(expected)
     assert drain(app, queues["queue"]) == 0
@@ -270,6 +277,14 @@ def test_backfill_indexes_exactly_what_is_missing_and_a_rerun_does_nothing(
     assert again["queued_total"] == 0
     assert again["skipped"]["already indexed"] == 1400 + len(expected) - 1
     assert poll(app, queues["queue"]) is None
+
+    # Asked to, it retries what failed: the same bytes fail the same way, once, no DLQ.
+    retried = run_cli(capsys, "--retry-failed")
+    assert retried["queued"] == {"failed earlier, retried": 2}  # "bad" and "empty"
+    assert drain(app, queues["queue"]) == 0
+    bad = app.INGESTOR.stores.catalog.get("bad")
+    assert bad is not None and bad.status is ItemStatus.FAILED and bad.reason
+    assert run_cli(capsys)["queued_total"] == 0
 
 
 def test_an_interrupted_backfill_resumes_without_queueing_twice(
