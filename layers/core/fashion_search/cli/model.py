@@ -99,7 +99,10 @@ def pull_command(
 
 def export_command(
     source: Annotated[
-        str, typer.Argument(help="hf: a local dir or Hub id; open_clip: a model name or hf-hub:…")
+        str,
+        typer.Argument(
+            help="hf: a local dir or Hub id; open_clip: a model name, hf-hub:… or local-dir:DIR"
+        ),
     ],
     dest: Annotated[Path, typer.Argument(help="Bundle directory to write (replaced if present).")],
     kind: Annotated[ExportKind, typer.Option(help="Which library the model comes from.")] = (
