@@ -1,8 +1,9 @@
 """A SigLIP bundle (Marqo-FashionSigLIP's architecture, random weights, exported from open_clip)
 through the demo's pipeline: load a few demo products, ingest them, search by text and by image
 over HTTP. The rankings are whatever random weights give; what must hold is the pipeline: a
-768-d index, SigLIP's tokenizer and preprocessing used at ingest and at query time alike, so the
-API returns exactly the ranking the bundle computes directly."""
+768-d index, SigLIP's tokenizer and preprocessing used at ingest (pictures and names) and at
+query time alike, so the API returns exactly the ranking the bundle computes directly (the
+picture-only ranking, alpha 1: the words' side is not the model's)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from fashion_search.api import create_app
 from fashion_search.demo import run as demo
 from fashion_search.demo.catalog import iter_products
+from fashion_search.ingest.documents import document_vector
 from fashion_search.model.embedder import OnnxClipEmbedder
 from fashion_search.settings import Settings
 from fastapi.testclient import TestClient
@@ -61,17 +63,28 @@ def test_every_demo_image_is_indexed_at_siglips_dimension(siglip_demo: SiglipDem
     assert health["model_id"] == siglip_demo.embedder.model_id
 
 
-def test_text_search_returns_the_bundles_own_ranking(siglip_demo: SiglipDemo) -> None:
+def _documents(siglip_demo: SiglipDemo) -> tuple[list[str], np.ndarray]:
+    """The products' dense documents as the bundle computes them directly (picture + name)."""
     products = list(iter_products(products=PRODUCTS, seed=SEED))
     images = [(siglip_demo.paths.source_images / f"{p.id}.jpg").read_bytes() for p in products]
-    vectors = siglip_demo.embedder.embed_images(images).vectors
+    pictures = siglip_demo.embedder.embed_images(images).vectors
+    names = siglip_demo.embedder.embed_texts([p.display_name for p in products])
+    docs = np.stack([document_vector(v, t) for v, t in zip(pictures, names, strict=True)])
+    return [str(p.id) for p in products], docs
+
+
+def test_text_search_returns_the_bundles_own_ranking(siglip_demo: SiglipDemo) -> None:
+    ids, docs = _documents(siglip_demo)
     for text in ("red dress", "Men Blue_Striped Shirt!", "👟"):
-        r = siglip_demo.client.post("/get_image_by_text", json={"text": text, "top_k": 3})
+        r = siglip_demo.client.post(
+            "/get_image_by_text", json={"text": text, "top_k": 3, "alpha": 1.0}
+        )
         assert r.status_code == 200, r.text
         body = r.json()
-        scores = vectors @ siglip_demo.embedder.embed_texts([text])[0]
-        expected = [str(products[i].id) for i in np.argsort(-scores)[:3]]
-        assert [hit["image_id"] for hit in body["results"]] == expected
+        scores = docs @ siglip_demo.embedder.embed_texts([text])[0]
+        assert [hit["image_id"] for hit in body["results"]] == [
+            ids[i] for i in np.argsort(-scores)[:3]
+        ]
         np.testing.assert_allclose(
             [hit["score"] for hit in body["results"]], np.sort(scores)[::-1][:3], atol=1e-4
         )

@@ -163,8 +163,9 @@ def export_open_clip(
     with staged_bundle(dest, check=False) as tmp, mha_fast_path_disabled():
         export_onnx(Visual(), torch.zeros(batch, 3, size, size), tmp / VISUAL_MODEL,
                     input_name="image", fixed_batch=fixed_batch, opset=opset)  # fmt: skip
-        # The sequence axis stays fixed at the context length: towers that pool the last
-        # position (SigLIP) must see the padding they were trained with.
+        # The sequence axis stays fixed at the context length (no dynamic_length): towers that
+        # pool the last position (SigLIP) must see the padding they were trained with, and
+        # open_clip's CLIP.encode_text adds its whole positional table (no slicing).
         export_onnx(Textual(), torch.zeros(batch, context, dtype=torch.int32), tmp / TEXTUAL_MODEL,
                     input_name="text", fixed_batch=fixed_batch, opset=opset)  # fmt: skip
         config = open_clip_model_cfg(open_clip, model_name)
