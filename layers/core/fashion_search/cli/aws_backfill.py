@@ -49,7 +49,7 @@ def backfill_cmd(
         str | None, typer.Option(help="Only keys under this prefix (inside the ingest prefix).")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Print what would be queued; change nothing.")
+        bool, typer.Option("--dry-run", help="Print what would be queued; change nothing.")
     ] = False,
     queue_url: Annotated[
         str | None, typer.Option(help=f"Ingest queue (default {ENV_PREFIX}AWS__INGEST_QUEUE_URL).")
@@ -61,10 +61,14 @@ def backfill_cmd(
         Path | None, typer.Option(help="...or the deployed bundle, to compute its model id.")
     ] = None,
     retry_failed: Annotated[
-        bool, typer.Option(help="Queue FAILED images again even with the same eTag.")
+        bool,
+        typer.Option("--retry-failed", help="Queue FAILED images again even with the same eTag."),
     ] = False,
     requeue_pending: Annotated[
-        bool, typer.Option(help="Queue PENDING images even while the queue is not empty.")
+        bool,
+        typer.Option(
+            "--requeue-pending", help="Queue PENDING images even while the queue is not empty."
+        ),
     ] = False,
     concurrency: Annotated[
         int, typer.Option(min=1, help="The stack's IngestConcurrency (for the estimate).")
