@@ -483,3 +483,48 @@ def test_the_pinecone_server_answers_429_past_its_rate_limit(pinecone_fake: Fake
     assert pinecone_fake.throttled == 1
     time.sleep(3.05)  # the window is over: let through again
     assert upsert() == 200
+
+
+def test_what_cannot_be_queued_is_named_and_the_exit_is_non_zero(
+    s3_client: Any,
+    s3_bucket: str,
+    dynamodb_catalog_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    for name, value in {
+        "HOME": "aws",
+        "AWS__REGION": REGION,
+        "AWS__BUCKET": s3_bucket,
+        "AWS__TABLE": dynamodb_catalog_table,
+    }.items():
+        monkeypatch.setenv(f"FASHION_SEARCH_{name}", value)
+    for i in range(3):
+        s3_client.put_object(Bucket=s3_bucket, Key=f"images/{i}.jpg", Body=jpeg_bytes(i, size=8))
+
+    def backfill(queue_url: str) -> tuple[int, str, str]:
+        monkeypatch.setenv("FASHION_SEARCH_AWS__INGEST_QUEUE_URL", queue_url)
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main(["aws", "backfill"])
+        out, err = capsys.readouterr()
+        return int(str(exited.value.code)), out, err
+
+    # A queue that refuses the messages (a FIFO queue wants a MessageGroupId): exit 1, named.
+    fifo = sqs.create_queue(QueueName="wrong.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    code, out, err = backfill(fifo)
+    assert code == 1 and "3 object(s) could not be queued" in err and "Traceback" not in err
+    report = json.loads(out)
+    assert report["failed"]["count"] == 3
+    assert {f["key"] for f in report["failed"]["sample"]} == {f"images/{i}.jpg" for i in range(3)}
+
+    # A queue that does not exist: one readable line, exit 2, before anything is written.
+    code, _, err = backfill(fifo.replace("wrong.fifo", "missing"))
+    assert code == 2 and "Traceback" not in err
+    assert "error: SQS reading" in err and "queue does not exist" in err
+
+    # A bucket that does not exist (or cannot be listed): the same.
+    monkeypatch.setenv("FASHION_SEARCH_AWS__BUCKET", "no-such-bucket-here")
+    code, _, err = backfill(sqs.create_queue(QueueName="fine")["QueueUrl"])
+    assert code == 2 and "error: S3 listing s3://no-such-bucket-here/images/" in err

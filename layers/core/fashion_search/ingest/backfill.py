@@ -132,12 +132,21 @@ def next_token(token: str) -> str:
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[list[Listed]]:
     """The objects under ``prefix``, a ListObjectsV2 page (up to 1000) at a time."""
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        yield [
-            Listed(key=o["Key"], etag=str(o.get("ETag", "")).strip('"'), size=int(o["Size"]))
-            for o in page.get("Contents", [])
-        ]
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from fashion_search.stores.aws_errors import translate_aws_error
+
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    try:
+        for page in pages:
+            yield [
+                Listed(key=o["Key"], etag=str(o.get("ETag", "")).strip('"'), size=int(o["Size"]))
+                for o in page.get("Contents", [])
+            ]
+    except (ClientError, BotoCoreError) as exc:  # no such bucket, no s3:ListBucket, no network
+        raise translate_aws_error(
+            exc, service="S3", what=f"listing s3://{bucket}/{prefix}", transient_codes=()
+        ) from exc
 
 
 def decide(

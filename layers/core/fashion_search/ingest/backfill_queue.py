@@ -100,7 +100,18 @@ class SqsSender:
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
         ]
-        attrs = self._client.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=names)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from fashion_search.stores.aws_errors import translate_aws_error
+
+        try:
+            attrs = self._client.get_queue_attributes(
+                QueueUrl=self._queue_url, AttributeNames=names
+            )
+        except (ClientError, BotoCoreError) as exc:  # a wrong URL, no permission, no network
+            raise translate_aws_error(
+                exc, service="SQS", what=f"reading {self._queue_url}", transient_codes=()
+            ) from exc
         return sum(int(attrs.get("Attributes", {}).get(n, 0)) for n in names)
 
     def send(self, bodies: Mapping[str, str]) -> list[EnqueueFailure]:
