@@ -22,7 +22,7 @@ from fashion_search.model.embedder import OnnxClipEmbedder
 from fashion_search.search import Searcher
 from fashion_search.settings import AwsSettings, EmbeddedSettings, Home, SearchSettings, Settings
 from fashion_search.types import CatalogItem, ItemStatus
-from fashion_search.vocabulary import fit_stats, load_stats, save_stats
+from fashion_search.vocabulary import load_stats, refresh_lexical_stats
 
 from tests.fakes.pinecone_api import FakePinecone
 from tests.fixtures.aws import REGION
@@ -112,8 +112,10 @@ def home(
         )
     stores = open_stores(settings, dimension=tiny_embedder.dim)
     fill(stores, tiny_embedder)
-    if request.param == "aws":  # what `reindex` does there: fit and store the statistics
-        save_stats(stores, settings, fit_stats(stores))
+    # What `reindex` and `migrate` do after copying: fit and store the statistics where the
+    # index matches words itself (Pinecone); the embedded home counts them live (FTS5).
+    written = refresh_lexical_stats(stores, settings)
+    assert written == (None if request.param == "embedded" else settings.search.lexical_stats_key)
     yield Searcher(stores, tiny_embedder, settings=settings)
     stores.close()
 
@@ -156,6 +158,7 @@ def test_fused_ranking_equals_the_brute_force_reference(home: Searcher, text: st
         if home.settings.home is Home.EMBEDDED
         else load_stats(home.stores, home.settings)
     )
+    assert stats.n_docs == len(PRODUCTS)  # fitted on the whole catalog, in both homes
     for alpha in (0.0, 0.3, 0.5, 0.8):
         got = home.by_text(text, top_k=len(PRODUCTS), alpha=alpha)
         assert [h.image_id for h in got.hits] == reference(home, text, alpha, stats), alpha

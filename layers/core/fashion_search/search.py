@@ -449,8 +449,8 @@ class Searcher:
             return self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
         scored.sort(key=lambda s: (-s[0], s[1]))
         hits: list[Hit] = []
-        for start in range(0, len(scored), top_k + 8):  # usually one catalog read
-            page = scored[start : start + top_k + 8]
+        for start in range(0, len(scored), top_k + 2):  # usually one catalog read
+            page = scored[start : start + top_k + 2]
             items = catalog.get_many([image_id for _, image_id, _, _ in page])
             for score, image_id, d, lex in page:
                 item = items.get(image_id)
@@ -484,14 +484,13 @@ class Searcher:
                 vector, top_k=k, filter=filters, include_metadata=False, namespace=ns
             )
         }
-        terms = dict(catalog.lexical_matches(_selective(tokens, stats), limit=k))
+        found = catalog.lexical_matches(_selective(tokens, stats), limit=k, also=list(dense))
+        terms = dict(found)
         word_only = [i for i in terms if i not in dense]
         for image_id, record in vectors.fetch(word_only, namespace=ns).items():
             if filters and not matches(filters, record.metadata):
                 continue  # index results are filtered already; word matches are here
             dense[image_id] = float(vector @ l2_normalise(record.values))
-        missing = [i for i in dense if i not in terms]
-        terms.update(catalog.lexical_terms(missing))
         return [
             (fuse(d, lex, alpha), image_id, d, lex)
             for image_id, d in dense.items()

@@ -88,7 +88,7 @@ class LexicalCatalog(Protocol):
     """A catalog that finds items by their words itself (SQLite FTS5 in the embedded home)."""
 
     def lexical_matches(
-        self, tokens: Sequence[str], *, limit: int
+        self, tokens: Sequence[str], *, limit: int, also: Sequence[str] = ()
     ) -> list[tuple[str, list[str]]]: ...
 
     def lexical_terms(self, image_ids: Sequence[str]) -> dict[str, list[str]]: ...

@@ -304,18 +304,29 @@ class SqliteCatalog:
         sql = "SELECT count(*) FROM items WHERE status = ?"
         return int(self._query(sql, (ItemStatus(status).value,))[0][0])
 
-    def lexical_matches(self, tokens: Sequence[str], *, limit: int) -> list[tuple[str, list[str]]]:
+    def lexical_matches(
+        self, tokens: Sequence[str], *, limit: int, also: Sequence[str] = ()
+    ) -> list[tuple[str, list[str]]]:
         """INDEXED items holding any of ``tokens`` (FTS5's own BM25 order, best ``limit``), each
-        with its words, for ``lexical.lexical_score`` to score exactly as Pinecone would."""
+        with its words, for ``lexical.lexical_score`` to score exactly as Pinecone would; then
+        the words of the items in ``also`` (the dense side's candidates), in the same read."""
         words = [t for t in dict.fromkeys(tokens) if t.isalnum()]
-        if not words:
+        extra = list(dict.fromkeys(also))[:_CHUNK]
+        parts, params = [], []
+        if words:
+            parts.append(
+                "SELECT * FROM (SELECT f.image_id, f.body FROM items_text f JOIN items i "
+                "ON i.image_id = f.image_id WHERE items_text MATCH ? AND i.status = 'INDEXED' "
+                "ORDER BY f.rank LIMIT ?)"
+            )
+            params += [" OR ".join(f'"{t}"' for t in words), limit]
+        if extra:
+            marks = ",".join("?" * len(extra))
+            parts.append(f"SELECT image_id, body FROM items_text WHERE image_id IN ({marks})")
+            params += extra
+        if not parts:
             return []
-        match = " OR ".join(f'"{t}"' for t in words)
-        rows = self._query(
-            "SELECT f.image_id, f.body FROM items_text f JOIN items i ON i.image_id = f.image_id "
-            "WHERE items_text MATCH ? AND i.status = 'INDEXED' ORDER BY f.rank LIMIT ?",
-            (match, limit),
-        )
+        rows = self._query(" UNION ALL ".join(parts), params)
         return [(image_id, body.split()) for image_id, body in rows]
 
     def lexical_terms(self, image_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -330,15 +341,17 @@ class SqliteCatalog:
         return out
 
     def lexical_stats(self, tokens: Sequence[str]) -> LexicalStats:
-        """Document frequencies of ``tokens`` over the catalog's live items, read live."""
-        words = list(dict.fromkeys(tokens))
-        n_docs = int(self._query("SELECT count(*) FROM items_text")[0][0])
-        df: dict[str, int] = {}
+        """Document frequencies of ``tokens`` over the catalog's live items, read live (one
+        read: the count comes first, under the empty term no token can be)."""
+        words = list(dict.fromkeys(tokens))[:_CHUNK]
+        sql = "SELECT '', count(*) FROM items_text"
         if words:
             marks = ",".join("?" * len(words))
-            sql = f"SELECT term, doc FROM items_vocab WHERE term IN ({marks})"
-            df = {term: int(doc) for term, doc in self._query(sql, words)}
-        return LexicalStats(n_docs=n_docs, df=df)
+            sql += f" UNION ALL SELECT term, doc FROM items_vocab WHERE term IN ({marks})"
+        rows = self._query(sql, words)
+        return LexicalStats(
+            n_docs=int(rows[0][1]), df={term: int(doc) for term, doc in rows[1:] if term}
+        )
 
     def tag_values(self) -> dict[str, list[str]]:
         """Every value ever written for each field (kept when items go, like the DynamoDB
