@@ -139,6 +139,11 @@ def test_aws_errors_are_a_message_not_a_botocore_traceback(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: AWS: You must specify a region.") and "--region" in err
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "")  # botocore: a plain ValueError
+    with pytest.raises(SystemExit) as exc:
+        main(["aws", "env"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("error: AWS: Invalid endpoint")
 
 
 def test_a_prompt_without_input_is_aborted_not_a_traceback(tmp_path: Path) -> None:

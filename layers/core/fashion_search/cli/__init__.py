@@ -101,7 +101,13 @@ def main(argv: list[str] | None = None) -> None:
 def _from_aws_sdk(exc: Exception) -> bool:
     """botocore's errors (``BotoCoreError``, ``ClientError``), without importing boto for
     commands that never touch AWS (it is an optional extra)."""
-    return type(exc).__module__.split(".")[0] in ("botocore", "boto3")
+    if type(exc).__module__.split(".")[0] in ("botocore", "boto3"):
+        return True
+    # botocore also raises plain ValueErrors (an empty region makes an "Invalid endpoint").
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "/botocore/" in tb.tb_frame.f_code.co_filename.replace("\\", "/")
 
 
 def _show(exc: typer.TyperException) -> None:
