@@ -91,6 +91,15 @@ class LocalStack:
         return path
 
     def stop(self) -> None:
+        """Stop both servers, emptying moto first: servers in one process share moto's state,
+        so what this stack created would otherwise still be there for the next one."""
+        import urllib.request
+
+        reset = urllib.request.Request(
+            f"http://127.0.0.1:{self.moto_port}/moto-api/reset", method="POST"
+        )
+        with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - our own loopback server
+            pass
         for server in self._servers:
             server.stop()
 

@@ -51,8 +51,9 @@ _RUNNER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack() -> Iterator[LocalStack]:
+    # Per test: moto servers in one process share state, so two stacks may not overlap.
     running = start(bind="127.0.0.1")
     yield running
     running.stop()
@@ -155,6 +156,15 @@ def test_every_event_file_drives_its_handler_against_the_local_stack(
     got = _run(stack, "IngestFunction", removed, tmp_path)
     assert got["ingest_s3_delete.json"]["ok"]["counts"]["deleted"] == 1, got
     assert "ok" in got["ingest_s3_delete_marker.json"], got
+
+
+def test_stopping_leaves_nothing_for_the_next_stack_in_this_process() -> None:
+    """moto's servers in one process share one state: a second stack (or the package tests'
+    stand-in stack) must be able to create the same names again."""
+    first = start(bind="127.0.0.1")
+    first.stop()
+    second = start(bind="127.0.0.1")  # ResourceExistsException if the secrets survived
+    second.stop()
 
 
 def test_the_api_key_in_the_events_is_the_one_in_the_secret(stack: LocalStack) -> None:
