@@ -6,8 +6,8 @@ random weights (compute does not depend on the weights) an fp32 bundle with the 
 open_clip exporter and its int8 copy, cached in ``.cache/bench-bundles/open-clip/``, then in one
 run, the sides alternated round by round (ABCABC...):
 
-- image tower on ready tensors, batch 8: our fp32 and int8 bundles (onnxruntime) vs open_clip's
-  model in PyTorch (the reference), images/s;
+- image tower on ready tensors, batch 8: our fp32 and int8 (both towers quantised) bundles vs
+  open_clip's model in PyTorch (the reference), images/s;
 - one text query at batch 1, tokenizer included: ours vs open_clip's tokenizer + model, ms.
 
 Prints min and median per side, the ratio of medians against the reference, and the load
@@ -66,7 +66,7 @@ def build(open_clip: Any, arch: str) -> tuple[str, Path, Path]:
         from fashion_search.model.quantize import quantize_bundle
 
         print(f"quantising {arch} ...", flush=True)
-        quantize_bundle(fp32, int8)
+        quantize_bundle(fp32, int8, towers=("visual", "textual"))  # both towers
         (int8 / ".complete").write_text("ok\n")
     return source, fp32, int8
 
