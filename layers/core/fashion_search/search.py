@@ -286,7 +286,12 @@ class Searcher:
         of which finds something here."""
         with self._tags_lock:
             if self._examples is None or time.monotonic() - self._examples[0] > _CAL_TTL_S:
-                self._examples = (time.monotonic(), example_queries(self.stores, limit=12))
+                try:
+                    found = example_queries(self.stores, limit=12)
+                except Exception as exc:  # a nicety: /tags answers without them
+                    logger.warning("example queries unavailable: %s", exc)
+                    return []
+                self._examples = (time.monotonic(), found)
             return self._examples[1][:limit]
 
     def index_size(self) -> int:
