@@ -86,14 +86,16 @@ def assert_same_items(a: Stores, b: Stores, *, key_prefix: str) -> None:
         same = ("status", "tags", "tags_predicted", "display_name", "content_hash", "model_id")
         assert {f: getattr(y, f) for f in same} == {f: getattr(x, f) for f in same}, image_id
         assert y.reason == x.reason
-        if x.embedding is None:
-            assert y.embedding is None
-        else:
-            assert y.embedding is not None and np.array_equal(x.embedding, y.embedding)
+        for name in ("embedding", "text_embedding"):  # the product document's two parts
+            vx, vy = getattr(x, name), getattr(y, name)
+            assert (vx is None and vy is None) or (
+                vx is not None and vy is not None and np.array_equal(vx, vy)
+            ), (image_id, name)
         if x.status is not ItemStatus.DELETED:
             assert b.blobs.get(y.key, max_bytes=MAX_BYTES) == a.blobs.get(
                 x.key, max_bytes=MAX_BYTES
             )
+    assert any(it.text_embedding is not None for it in items_a.values())  # names were embedded
     indexed = [i for i, it in items_a.items() if it.status is ItemStatus.INDEXED]
     va = a.vectors.fetch(indexed, namespace=a.namespace)
     vb = b.vectors.fetch(indexed, namespace=b.namespace)
