@@ -39,6 +39,9 @@ class ModelSettings(BaseModel):
     # How long a model run may wait for concurrent queries to join its batch, once queries have
     # been seen arriving together. A lone query (the Lambda's one per container) never waits.
     batch_wait_ms: float = Field(default=2.0, ge=0, le=100)
+    # onnxruntime's threads busy-wait between parallel sections when true (its own default).
+    # Off: between the queue's runs the cores are needed by decoding, the scan and HTTP.
+    spin: bool = False
 
 
 class LimitSettings(BaseModel):

@@ -141,6 +141,22 @@ def test_load_embedder_from_settings(tiny_bundle: Path, tmp_path: Path) -> None:
         load_embedder(Settings(model=ModelSettings(bundle=tmp_path / "nope")))
 
 
+@pytest.mark.parametrize(("spin", "allowed"), [(False, "0"), (True, "1")])
+def test_onnxruntime_threads_spin_only_when_asked(
+    tiny_bundle: Path, spin: bool, allowed: str
+) -> None:
+    """Runs are serialised by the model queue; between them, spinning onnxruntime threads
+    would take the cores from decoding, the scan and HTTP (docs/api.md)."""
+    settings = Settings(
+        model=ModelSettings(bundle=tiny_bundle, intra_op_threads=1, spin=spin, batch_wait_ms=5)
+    )
+    embedder = load_embedder(settings)
+    assert embedder.queue.max_wait_s == 0.005
+    for tower in (embedder.visual, embedder.textual):
+        options = tower.load()._session.get_session_options()  # type: ignore[attr-defined]
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == allowed
+
+
 def test_load_embedder_from_s3(
     tiny_bundle: Path, tmp_path: Path, s3_client: Any, s3_bucket: str
 ) -> None:

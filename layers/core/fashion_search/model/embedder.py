@@ -72,9 +72,11 @@ class OnnxClipEmbedder:
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         decode_workers: int | None = None,
         batch_wait_ms: float = 2.0,
+        spin: bool = False,
     ) -> None:
         """``batch_wait_ms``: how long a run may wait for concurrent calls to join it, once
-        calls have been seen arriving together (``model.batching.ModelQueue``)."""
+        calls have been seen arriving together (``model.batching.ModelQueue``); ``spin``:
+        onnxruntime's threads busy-wait between parallel sections (``model.session.OrtSession``)."""
         if batch_size < 1:
             raise InvalidInput(f"batch_size must be >= 1, got {batch_size}", field="batch_size")
         self.bundle = bundle
@@ -92,6 +94,7 @@ class OnnxClipEmbedder:
             expected_dim=bundle.embed_dim,
             where=f"preprocess_cfg.json size {bundle.image_size}",
             intra_op_threads=intra_op_threads,
+            spin=spin,
         )
         self.textual = Tower(
             bundle.textual_model,
@@ -101,6 +104,7 @@ class OnnxClipEmbedder:
             expected_dim=bundle.embed_dim,
             where=f"config.json context_length {bundle.context_length}",
             intra_op_threads=intra_op_threads,
+            spin=spin,
         )
         self._tokenizer: ClipTokenizer | None = None
         self._lock = threading.Lock()
@@ -123,6 +127,7 @@ class OnnxClipEmbedder:
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         decode_workers: int | None = None,
         batch_wait_ms: float = 2.0,
+        spin: bool = False,
     ) -> OnnxClipEmbedder:
         return cls(
             Bundle.open(path),
@@ -132,6 +137,7 @@ class OnnxClipEmbedder:
             max_image_pixels=max_image_pixels,
             decode_workers=decode_workers,
             batch_wait_ms=batch_wait_ms,
+            spin=spin,
         )
 
     # -- identity ---------------------------------------------------------------------------

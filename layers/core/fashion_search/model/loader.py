@@ -40,6 +40,7 @@ def load_embedder(settings: Settings) -> OnnxClipEmbedder:
         max_image_bytes=settings.limits.max_blob_bytes,
         max_image_pixels=settings.limits.max_image_pixels,
         batch_wait_ms=model.batch_wait_ms,
+        spin=model.spin,
     )
 
 
