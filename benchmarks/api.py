@@ -116,17 +116,19 @@ class Server:
             self.port = s.getsockname()[1]
         self.name = name
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fashion_search.cli", "serve", "--port", str(self.port)],
-            env=dict(env, PYTHONPATH=str(code)), cwd=cwd,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        self.log = cwd / f"server-{self.port}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "fashion_search.cli", "serve", "--port", str(self.port)],
+                env=dict(env, PYTHONPATH=str(code)), cwd=cwd, stdout=log, stderr=log,
+            )  # fmt: skip
         self.clients: list[httpx.Client] = []
 
     def wait_ready(self) -> None:
         for _ in range(900):
             if self.proc.poll() is not None:
-                raise SystemExit(f"{self.name} server exited with {self.proc.returncode}")
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise SystemExit(f"{self.name} server exited with {self.proc.returncode}:\n{tail}")
             try:
                 httpx.get(f"{self.base}/health", timeout=1).raise_for_status()
                 return
