@@ -5,6 +5,7 @@ pyproject.toml, so the dry run sees a clone without a virtual environment."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,8 +19,16 @@ MAKE = shutil.which("make")
 def _dry_run(target: str, tmp_path: Path) -> list[str]:
     for name in ("Makefile", "pyproject.toml"):
         shutil.copy(REPO / name, tmp_path / name)
+    # Under `make test` this runs inside make: drop the parent's make variables so the dry run
+    # reads like a user's (no "make[1]: Entering directory" lines, no inherited flags).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     done = subprocess.run(
-        [str(MAKE), "-n", target], cwd=tmp_path, capture_output=True, text=True, check=True
+        [str(MAKE), "--no-print-directory", "-n", target],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return done.stdout.splitlines()
 
