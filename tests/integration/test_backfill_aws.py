@@ -27,12 +27,14 @@ from fashion_search.types import CatalogItem, ItemStatus
 from tests.fakes.pinecone_api import FakePinecone
 from tests.fixtures.aws import REGION
 from tests.fixtures.ingest import (
-    FakeContext,
     aws_ingest_env,
     close_app,
     jpeg_bytes,
     load_app,
     queue_arn,
+)
+from tests.fixtures.ingest import (
+    poll_lambda as poll,
 )
 
 INDEX = "fashion-backfill-test"
@@ -79,39 +81,6 @@ def app(
     module = load_app(monkeypatch, env)
     yield module
     close_app(module)
-
-
-def poll(app: ModuleType, queue_url: str) -> dict[str, Any] | None:
-    """One Lambda poll: receive up to 10, invoke the handler, delete what it did not report."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-    messages = got.get("Messages", [])
-    if not messages:
-        return None
-    event = {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest",
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
-    try:
-        response: dict[str, Any] = app.handler(event, FakeContext())
-    except Exception:
-        return {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
-    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-    for m in messages:
-        if m["MessageId"] not in failed:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-    return response
 
 
 def drain(app: ModuleType, queue_url: str, *, max_polls: int = 2000) -> int:

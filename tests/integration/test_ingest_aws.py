@@ -18,13 +18,15 @@ from fashion_search.types import ItemStatus
 from tests.fakes.pinecone_api import FakePinecone
 from tests.fixtures.aws import REGION
 from tests.fixtures.ingest import (
-    FakeContext,
     aws_ingest_env,
     close_app,
     jpeg_bytes,
     load_app,
     notify_queue,
     queue_arn,
+)
+from tests.fixtures.ingest import (
+    poll_lambda as poll,
 )
 from tests.fixtures.s3_permissions import answer_as_without_permissions
 
@@ -72,39 +74,6 @@ def app(
     )
     yield module
     close_app(module)
-
-
-def poll(app: ModuleType, queue_url: str) -> dict[str, Any] | None:
-    """One Lambda poll: receive a batch, invoke, delete what the handler did not report."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-    messages = got.get("Messages", [])
-    if not messages:
-        return None
-    event = {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest",
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
-    try:
-        response: dict[str, Any] = app.handler(event, FakeContext())
-    except Exception:
-        return {"batchItemFailures": "all"}  # the whole batch goes back to the queue
-    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-    for m in messages:
-        if m["MessageId"] not in failed:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-    return response
 
 
 def drain(app: ModuleType, queue_url: str, rounds: int = 5) -> None:
