@@ -34,9 +34,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 REGION = "us-east-1"
@@ -53,24 +50,18 @@ def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def photo_jpeg(seed: int, size: tuple[int, int] = (60, 80)) -> bytes:
-    """A Kaggle-small-sized (60x80) product-photo-like JPEG."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([x / w * 255, y / h * 255, (x + y) / (w + h) * 255], axis=-1)
-    img = np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
+def photo_jpeg(seed: int) -> bytes:
+    """A Kaggle-small-sized (60x80) product-photo-like JPEG (api.py's generator, smaller)."""
+    from api import photo_jpeg as photo  # type: ignore[import-not-found]
+
+    return bytes(photo(seed, size=(80, 60)))
 
 
 def default_bundle() -> Path:
-    for root in (REPO, Path("/work/main")):
-        path = root / ".cache" / "bench-bundles" / "vit-b-32-random-v2"
-        if (path / ".complete").is_file():
-            return path
-    return REPO / "models" / "demo"
+    """The ViT-B/32-architecture benchmark bundle the other benchmarks use (built on first use)."""
+    from embed import vit_b32_bundle  # type: ignore[import-not-found]
+
+    return Path(vit_b32_bundle())
 
 
 @contextlib.contextmanager
