@@ -259,9 +259,7 @@ class PineconeVectorIndex:
         include_metadata: bool = True,
         namespace: str = "",
     ) -> list[Match]:
-        compile_filter(filter)  # InvalidFilter before any network call
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
+        _check_query(filter, top_k)
         values = _values(vector, self._dimension, "query", unit=self.hybrid)
         response = _translate(
             "query",
@@ -290,9 +288,7 @@ class PineconeVectorIndex:
         namespace: str = "",
     ) -> list[Match]:
         """One sparse-dense query: ``alpha * dense + (1 - alpha) * sparse`` per match."""
-        compile_filter(filter)
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
+        _check_query(filter, top_k)
         if not self.hybrid:
             raise InvalidInput(f"Pinecone index {self._name!r} is not a hybrid (dotproduct) one")
         scale = max(alpha, _MIN_DENSE_SCALE)
@@ -393,3 +389,10 @@ def _fetch_chunks(ids: list[str]) -> Iterator[list[str]]:
         chars += cost
     if chunk:
         yield chunk
+
+
+def _check_query(filter: Filter | None, top_k: int) -> None:
+    """A query's own mistakes, named before any network call (InvalidFilter, top_k range)."""
+    compile_filter(filter)
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
