@@ -69,9 +69,9 @@ def photo_jpeg(seed: int, size: tuple[int, int] = (600, 800)) -> bytes:
 
 
 def build_home(data_dir: Path, *, n: int, dim: int) -> None:
-    from fashion_search.stores import catalog_sqlite
-    from fashion_search.stores.catalog_sqlite import SqliteCatalog
-    from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+    from fashion_search.stores.embedded import sqlite_catalog
+    from fashion_search.stores.embedded.sqlite_catalog import SqliteCatalog
+    from fashion_search.stores.embedded.vector_index import EmbeddedVectorIndex
     from fashion_search.types import CatalogItem, ItemStatus, VectorRecord
 
     rng = np.random.default_rng(7)
@@ -92,7 +92,7 @@ def build_home(data_dir: Path, *, n: int, dim: int) -> None:
                                      tags=tags, display_name=f"item {i}"))  # fmt: skip
         index.upsert(records)
     # One transaction for all rows (the public put() commits, and fsyncs, per item).
-    catalog._write(lambda conn: [catalog_sqlite._store(conn, item) for item in items])
+    catalog._write(lambda conn: [sqlite_catalog._store(conn, item) for item in items])
     catalog.close()
     index.close()
 

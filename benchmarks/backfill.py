@@ -10,7 +10,7 @@ modelled wall time and bill of a backfill on AWS (the table in docs/deploy.md).
 2. Enqueue side against moto: ``aws backfill --dry-run`` (list + BatchGetItem + decide) next to
    a bare paginated ListObjectsV2 of the same keys, and a real run (queued markers +
    SendMessageBatch) next to bare SendMessageBatch calls of as many messages; alternated.
-3. The model (``fashion_search.ingest.backfill_cost``) for 44k, 1M and 10M images at concurrency
+3. The model (``fashion_search.ingest.backfill.cost``) for 44k, 1M and 10M images at concurrency
    10/100/1000, with the handler ratio measured in step 1 (batch 10, the template's BatchSize).
 
 The machine is shared: ``os.getloadavg()`` is printed with every figure.
@@ -68,7 +68,7 @@ def default_bundle() -> Path:
 def aws_world(bundle: Path) -> Iterator[dict[str, Any]]:
     """moto (S3, DynamoDB, SQS) + the Pinecone test server + the ingest Lambda module."""
     import boto3
-    from fashion_search.stores.catalog_dynamodb import create_catalog_table
+    from fashion_search.stores.aws.dynamodb_catalog import create_catalog_table
     from moto import mock_aws
 
     from tests.fakes.pinecone_api import FakePinecone
@@ -155,8 +155,8 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
 
 
 def handler_vs_bare(world: dict[str, Any], rounds: int) -> dict[str, Any]:
-    from fashion_search.ingest.backfill import ZERO_TOKEN
-    from fashion_search.ingest.backfill_queue import backfill_event
+    from fashion_search.ingest.backfill.messages import backfill_event
+    from fashion_search.ingest.backfill.run import ZERO_TOKEN
 
     app, s3 = world["app"], world["s3"]
     embedder = app.INGESTOR.embedder
@@ -216,9 +216,9 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def enqueue_rates(world: dict[str, Any], rounds: int, n: int) -> dict[str, Any]:
-    from fashion_search.ingest.backfill import Backfill
-    from fashion_search.ingest.backfill_queue import SqsSender
-    from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
+    from fashion_search.ingest.backfill.messages import SqsSender
+    from fashion_search.ingest.backfill.run import Backfill
+    from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog
 
     s3, sqs = world["s3"], world["sqs"]
     catalog = DynamoDBCatalog(TABLE, client=world["ddb"])
@@ -282,7 +282,7 @@ def enqueue_rates(world: dict[str, Any], rounds: int, n: int) -> dict[str, Any]:
 
 
 def model_table(ratio_at_10: float) -> dict[str, Any]:
-    from fashion_search.ingest.backfill_cost import (
+    from fashion_search.ingest.backfill.cost import (
         enqueue_rate,
         estimate,
         lambda_seconds_per_image,

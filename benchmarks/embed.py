@@ -67,7 +67,7 @@ def reference_model() -> Any:
 def build_bundles(cache: Path, *, with_int8: bool = True) -> tuple[Path, Path]:
     fp32, int8 = cache / BUNDLE_NAME, cache / f"{BUNDLE_NAME}-int8"
     if not (fp32 / ".complete").is_file():
-        from fashion_search.model.export import export_hf_clip
+        from fashion_search.model.build.export import export_hf_clip
 
         print(f"building {fp32} (ViT-B/32 architecture, random weights) ...", flush=True)
         export_hf_clip(reference_model(), fp32)
@@ -79,7 +79,7 @@ def build_bundles(cache: Path, *, with_int8: bool = True) -> tuple[Path, Path]:
 
 def quantised(fp32: Path, int8: Path) -> Path:
     if not (int8 / ".complete").is_file():
-        from fashion_search.model.quantize import quantize_bundle
+        from fashion_search.model.build.quantize import quantize_bundle
 
         print(f"quantising to {int8} ...", flush=True)
         quantize_bundle(fp32, int8)

@@ -42,7 +42,7 @@ from typing import Any
 
 import faiss
 import numpy as np
-from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
 from fashion_search.types import VectorRecord
 from threadpoolctl import threadpool_limits
 

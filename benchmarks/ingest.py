@@ -116,7 +116,7 @@ class Pipeline:
     def __init__(self, bundle: Path, data_dir: Path, batch: int) -> None:
         from fashion_search.home import open_stores
         from fashion_search.ingest import Ingestor
-        from fashion_search.ingest.watcher import FolderWatcher
+        from fashion_search.ingest.triggers.watcher import FolderWatcher
         from fashion_search.model.loader import load_embedder
         from fashion_search.settings import EmbeddedSettings, ModelSettings, Settings
 
@@ -151,7 +151,7 @@ class Pipeline:
             self.changed.notify_all()
 
     def run(self, styles: Path, images: Path, n: int) -> tuple[float, float, float]:
-        from fashion_search.ingest.loader import CatalogLoader
+        from fashion_search.ingest.kaggle.loader import CatalogLoader
 
         t0, c0 = time.perf_counter(), time.process_time()
         summary = CatalogLoader(self.stores, workers=4).load(styles, images)

@@ -63,7 +63,7 @@ def build(open_clip: Any, arch: str) -> tuple[str, Path, Path]:
         export_bundle(source, fp32)
         (fp32 / ".complete").write_text("ok\n")
     if not (int8 / ".complete").is_file():
-        from fashion_search.model.quantize import quantize_bundle
+        from fashion_search.model.build.quantize import quantize_bundle
 
         print(f"quantising {arch} ...", flush=True)
         quantize_bundle(fp32, int8, towers=("visual", "textual"))  # both towers

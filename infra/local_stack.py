@@ -148,7 +148,7 @@ def start(
 ) -> LocalStack:
     """Start both servers and create everything; ``stop()`` the result when done."""
     from fashion_search.model.bundle import Bundle
-    from fashion_search.stores.catalog_dynamodb import create_catalog_table
+    from fashion_search.stores.aws.dynamodb_catalog import create_catalog_table
     from moto.server import ThreadedMotoServer
 
     from tests.fakes.pinecone_api import FakePinecone

@@ -19,9 +19,9 @@ from fashion_search.errors import (
     StoreError,
     TransientStoreError,
 )
+from fashion_search.stores.aws.s3_blobs import S3BlobStore
 from fashion_search.stores.blobs import BlobStore
-from fashion_search.stores.blobs_folder import FolderBlobStore
-from fashion_search.stores.blobs_s3 import S3BlobStore
+from fashion_search.stores.embedded.folder_blobs import FolderBlobStore
 
 URL_BASE = "http://127.0.0.1:8000"
 UNICODE_KEY = "images/tops/red flower é+%.jpg"

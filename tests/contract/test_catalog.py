@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from fashion_search.errors import NotFound, StaleEvent, StoreError, TransientStoreError
+from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog, create_catalog_table
 from fashion_search.stores.catalog import Catalog
-from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog, create_catalog_table
-from fashion_search.stores.catalog_sqlite import SCHEMA_VERSION, SqliteCatalog
+from fashion_search.stores.embedded.sqlite_catalog import SCHEMA_VERSION, SqliteCatalog
 from fashion_search.types import CatalogItem, ItemStatus
 
 DELETED, FAILED, INDEXED, PENDING = (
@@ -201,7 +201,7 @@ def test_tag_values(catalog: Catalog) -> None:
 def test_tag_values_stop_recording_a_free_text_field(
     catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for module in ("catalog_sqlite", "catalog_dynamodb"):
+    for module in ("embedded.sqlite_catalog", "aws.dynamodb_catalog"):
         monkeypatch.setattr(f"fashion_search.stores.{module}.MAX_TAG_VALUES_PER_FIELD", 3)
     for i in range(5):
         catalog.put(item(f"{i}", tags={"sku": f"s{i}", "gender": "Men"}))
@@ -304,7 +304,7 @@ def test_sqlite_refuses_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from fashion_search.stores.catalog_sqlite import SqliteCatalog
+from fashion_search.stores.embedded.sqlite_catalog import SqliteCatalog
 from fashion_search.types import CatalogItem
 cat = SqliteCatalog(Path(sys.argv[1]))
 name, count = sys.argv[2], int(sys.argv[3])
@@ -422,7 +422,7 @@ def test_dynamodb_get_many_retries_unprocessed_keys(
     dynamodb_client: Any, dynamodb_catalog_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("fashion_search.stores.catalog_dynamodb.time.sleep", sleeps.append)
+    monkeypatch.setattr("fashion_search.stores.aws.dynamodb_catalog.time.sleep", sleeps.append)
     DynamoDBCatalog(dynamodb_catalog_table, client=dynamodb_client).put(item("a"))
     for i in range(150):
         DynamoDBCatalog(dynamodb_catalog_table, client=dynamodb_client).put(item(f"x{i}"))

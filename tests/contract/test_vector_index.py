@@ -24,10 +24,10 @@ from fashion_search.errors import (
     StoreError,
     TransientStoreError,
 )
+from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
 from fashion_search.stores.filters import matches
+from fashion_search.stores.pinecone_index import PineconeVectorIndex
 from fashion_search.stores.vectors import VectorIndex
-from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
-from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
 from fashion_search.types import SparseVector, VectorRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -483,7 +483,7 @@ WRITER = """
 import sys
 import numpy as np
 from pathlib import Path
-from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
 from fashion_search.types import VectorRecord
 
 def vec(batch, j):
@@ -545,7 +545,7 @@ ANN_WRITER = """
 import sys
 import numpy as np
 from pathlib import Path
-from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
 from fashion_search.types import VectorRecord
 
 def vec(batch, j):
@@ -570,7 +570,7 @@ def test_a_graph_killed_mid_save_is_never_half_read(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from fashion_search.stores.vectors_ann import Graph
+    from fashion_search.stores.embedded.ann import Graph
 
     path = tmp_path / "index"
     proc = subprocess.Popen(
@@ -674,9 +674,9 @@ def test_compaction_frees_replaced_rows_and_keeps_every_answer(tmp_path: Path) -
 def test_compaction_starts_by_itself_once_most_rows_are_dead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fashion_search.stores import vectors_embedded
+    from fashion_search.stores.embedded import vector_index
 
-    monkeypatch.setattr(vectors_embedded, "COMPACT_MIN_DEAD", 10)
+    monkeypatch.setattr(vector_index, "COMPACT_MIN_DEAD", 10)
     index = EmbeddedVectorIndex(tmp_path / "index", dimension=DIM)
     index.upsert([record(i) for i in range(8)])
     for round_ in range(3):  # each round replaces all 8: dead rows pile up, then get freed

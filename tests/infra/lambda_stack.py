@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from fashion_search.stores.catalog_dynamodb import create_catalog_table
+from fashion_search.stores.aws.dynamodb_catalog import create_catalog_table
 from moto.server import ThreadedMotoServer
 
 from infra.build_lambda import load_template

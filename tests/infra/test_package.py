@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
+from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog
 from fashion_search.types import ItemStatus
 from PIL import Image
 

@@ -239,7 +239,7 @@ def test_handlers_named_in_the_template_exist(template: dict[str, Any]) -> None:
 
 def test_catalog_table_matches_the_adapter(template: dict[str, Any], dynamodb_client: Any) -> None:
     """The deployed table has the keys and indexes the DynamoDB catalog adapter creates."""
-    from fashion_search.stores.catalog_dynamodb import create_catalog_table
+    from fashion_search.stores.aws.dynamodb_catalog import create_catalog_table
 
     create_catalog_table(dynamodb_client, "probe")
     made = dynamodb_client.describe_table(TableName="probe")["Table"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fashion_search.cli.aws_backfill import DEFAULT_CONCURRENCY, DEFAULT_SECONDS_PER_IMAGE
-from fashion_search.ingest.backfill_cost import estimate
+from fashion_search.ingest.backfill.cost import estimate
 
 from infra.build_lambda import TEMPLATE, load_template
 

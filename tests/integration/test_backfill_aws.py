@@ -17,11 +17,11 @@ from typing import Any
 import boto3
 import pytest
 from fashion_search.cli import main
-from fashion_search.ingest.backfill import ZERO_TOKEN, Backfill
-from fashion_search.ingest.backfill_queue import SqsSender
+from fashion_search.ingest.backfill.messages import SqsSender
+from fashion_search.ingest.backfill.run import ZERO_TOKEN, Backfill
 from fashion_search.ingest.events import hex_token
-from fashion_search.stores.catalog_dynamodb_items import encode_item
-from fashion_search.stores.vectors_pinecone import remote_id
+from fashion_search.stores.aws.dynamodb_items import encode_item
+from fashion_search.stores.pinecone_index import remote_id
 from fashion_search.types import CatalogItem, ItemStatus
 
 from tests.fakes.pinecone_api import FakePinecone

@@ -21,7 +21,7 @@ from fashion_search.api import create_app
 from fashion_search.demo import run as demo
 from fashion_search.demo.catalog import iter_products, render_product
 from fashion_search.ingest.pipeline import Ingestor
-from fashion_search.ingest.watcher import FolderWatcher
+from fashion_search.ingest.triggers.watcher import FolderWatcher
 from fashion_search.settings import Settings
 from fastapi.testclient import TestClient
 from PIL import Image

@@ -148,7 +148,7 @@ def test_loader_into_s3_then_ingest_finds_the_tags(
     pinecone_fake: FakePinecone,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from fashion_search.ingest.loader import CatalogLoader
+    from fashion_search.ingest.kaggle.loader import CatalogLoader
 
     images = tmp_path / "images"
     images.mkdir()

@@ -147,7 +147,7 @@ def test_ingest_at_a_full_disk_says_so_and_exits_1(
     _run(["ingest", str(first)], capsys)
     # The catalog's file may not grow by a page: SQLite itself answers SQLITE_FULL, exactly as on
     # a disk with 0 bytes free (where it also rolls the transaction back by itself).
-    from fashion_search.stores.catalog_sqlite import SqliteCatalog
+    from fashion_search.stores.embedded.sqlite_catalog import SqliteCatalog
 
     real_conn = SqliteCatalog._conn
 
@@ -234,7 +234,7 @@ def test_load_onto_a_full_disk_is_one_reason_naming_the_images_folder(
     a full disk does: the rows are reported under one reason that names the images folder."""
     import os
 
-    from fashion_search.stores import blobs_folder
+    from fashion_search.stores.embedded import folder_blobs
 
     def onto_a_full_disk(path: Path, data: bytes) -> None:
         fd = os.open("/dev/full", os.O_WRONLY)
@@ -243,7 +243,7 @@ def test_load_onto_a_full_disk_is_one_reason_naming_the_images_folder(
         finally:
             os.close(fd)
 
-    monkeypatch.setattr(blobs_folder, "_write_synced", onto_a_full_disk)
+    monkeypatch.setattr(folder_blobs, "_write_synced", onto_a_full_disk)
     images = tmp_path / "kaggle" / "images"
     images.mkdir(parents=True)
     rows = []

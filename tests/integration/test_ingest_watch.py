@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from fashion_search.ingest.watcher import FolderWatcher
+from fashion_search.ingest.triggers.watcher import FolderWatcher
 from fashion_search.types import ItemStatus
 
 from tests.fixtures.ingest import IngestHome, jpeg_bytes

@@ -17,7 +17,7 @@ from fashion_search.errors import InvalidInput
 from fashion_search.home import Stores, open_stores
 from fashion_search.ingest.metadata import tags_from_user_metadata
 from fashion_search.settings import AwsSettings, Home, Settings
-from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
+from fashion_search.stores.pinecone_index import PineconeVectorIndex
 from fashion_search.transfer import migrate, reindex
 from fashion_search.types import CatalogItem, ItemStatus
 

@@ -15,11 +15,11 @@ import pytest
 from fashion_search.errors import ConfigError
 from fashion_search.home import Stores, open_stores
 from fashion_search.settings import Settings
-from fashion_search.stores.blobs_folder import FolderBlobStore
-from fashion_search.stores.blobs_s3 import S3BlobStore
-from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
-from fashion_search.stores.catalog_sqlite import SqliteCatalog
-from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog
+from fashion_search.stores.aws.s3_blobs import S3BlobStore
+from fashion_search.stores.embedded.folder_blobs import FolderBlobStore
+from fashion_search.stores.embedded.sqlite_catalog import SqliteCatalog
+from fashion_search.stores.embedded.vector_index import EmbeddedVectorIndex
 from fashion_search.types import CatalogItem, VectorRecord
 
 PINECONE_KEY = "test-key"  # the key the Pinecone test server accepts

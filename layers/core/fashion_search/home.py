@@ -62,9 +62,9 @@ def public_url(settings: Settings) -> str:
 
 
 def _open_embedded(settings: Settings, *, dimension: int, rebuilding_index: bool) -> Stores:
-    from fashion_search.stores.blobs_folder import FolderBlobStore
-    from fashion_search.stores.catalog_sqlite import SqliteCatalog
-    from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
+    from fashion_search.stores.embedded.folder_blobs import FolderBlobStore
+    from fashion_search.stores.embedded.sqlite_catalog import SqliteCatalog
+    from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
     from fashion_search.types import TAG_FIELDS
 
     embedded = settings.embedded
@@ -141,8 +141,8 @@ class UploadStores:
 
 def open_upload_stores(settings: Settings) -> UploadStores:
     aws = settings.aws
-    from fashion_search.stores.blobs_s3 import S3BlobStore
-    from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
+    from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog
+    from fashion_search.stores.aws.s3_blobs import S3BlobStore
 
     client = _aws_clients(aws)
     return UploadStores(
@@ -158,9 +158,9 @@ def open_upload_stores(settings: Settings) -> UploadStores:
 
 def _open_aws(settings: Settings, *, dimension: int) -> Stores:
     aws = settings.require_aws()
-    from fashion_search.stores.blobs_s3 import S3BlobStore
-    from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
-    from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
+    from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog
+    from fashion_search.stores.aws.s3_blobs import S3BlobStore
+    from fashion_search.stores.pinecone_index import PineconeVectorIndex
 
     client = _aws_clients(aws)
 
@@ -188,7 +188,7 @@ def _open_aws(settings: Settings, *, dimension: int) -> Stores:
 def _pinecone_key(aws: AwsSettings, client: Any) -> str:
     """From Secrets Manager when a secret is named (deployments); else the dev-only key."""
     if aws.pinecone_secret_name:
-        from fashion_search.stores.secrets import read_secret
+        from fashion_search.stores.aws.secrets import read_secret
 
         return read_secret(
             aws.pinecone_secret_name,

@@ -8,7 +8,8 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from fashion_search.ingest.backfill import (
+from fashion_search.ingest.backfill.messages import SqsSender, _batches, backfill_event
+from fashion_search.ingest.backfill.run import (
     ZERO_TOKEN,
     Listed,
     Reason,
@@ -16,7 +17,6 @@ from fashion_search.ingest.backfill import (
     decide,
     next_token,
 )
-from fashion_search.ingest.backfill_queue import SqsSender, _batches, backfill_event
 from fashion_search.ingest.events import EventKind, hex_token, parse_sqs_body
 from fashion_search.types import CatalogItem, ItemStatus
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fashion_search.ingest.loader import CatalogLoader
-from fashion_search.ingest.oneshot import ingest_keys
+from fashion_search.ingest.kaggle.loader import CatalogLoader
+from fashion_search.ingest.triggers.oneshot import ingest_keys
 from fashion_search.types import ItemStatus
 
 from tests.fixtures.ingest import IngestHome, jpeg_bytes

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from fashion_search.errors import InvalidInput
-from fashion_search.ingest.styles import RowProblem, StyleRow, read_styles
+from fashion_search.ingest.kaggle.styles import RowProblem, StyleRow, read_styles
 
 HEADER = (
     "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fashion_search.ingest import OutcomeStatus
-from fashion_search.ingest.folder import is_ignored
-from fashion_search.ingest.watcher import FolderWatcher
+from fashion_search.ingest.triggers.folder import is_ignored
+from fashion_search.ingest.triggers.watcher import FolderWatcher
 
 from tests.fixtures.ingest import IngestHome, jpeg_bytes
 
@@ -95,7 +95,7 @@ def test_transient_failure_is_retried_on_a_later_pump(ingest_home: IngestHome) -
 
 
 def test_catch_up_notices_files_deleted_while_not_watching(ingest_home: IngestHome) -> None:
-    from fashion_search.ingest.oneshot import catch_up
+    from fashion_search.ingest.triggers.oneshot import catch_up
     from fashion_search.types import ItemStatus
 
     ingest_home.make().handle([ingest_home.put(f"c{i}.jpg", jpeg_bytes(70 + i)) for i in range(3)])

@@ -139,7 +139,7 @@ def test_export_hf_clip_from_local_directory(
     source = tmp_path / "hf-clip"
     tiny_clip_model().save_pretrained(source)
     if with_tokenizer:  # as on the Hub: the source's own tokenizer is used
-        from fashion_search.model.clip_tokenizer_files import clip_vocab_and_merges
+        from fashion_search.model.build.clip_tokenizer_files import clip_vocab_and_merges
         from transformers import CLIPTokenizerFast
 
         vocab, merges = clip_vocab_and_merges()

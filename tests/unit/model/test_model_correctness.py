@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fashion_search.model.clip_tokenizer_files import open_clip_bpe_path
+from fashion_search.model.build.clip_tokenizer_files import open_clip_bpe_path
 from fashion_search.model.embedder import OnnxClipEmbedder
 from PIL import Image
 
@@ -230,7 +230,7 @@ def test_text_runs_at_its_own_length_where_the_graph_allows(
 def _last_position_bundle(dest: Path) -> Path:
     """The tiny CLIP, its text graph pooling at the last position (a fixed index, as SigLIP's
     does) but exported with a dynamic sequence axis: padding then changes the embedding."""
-    from fashion_search.model.export import _normalised, export_onnx
+    from fashion_search.model.build.export import _normalised, export_onnx
 
     class LastPosition(torch.nn.Module):
         def __init__(self) -> None:

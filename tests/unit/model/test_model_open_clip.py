@@ -207,7 +207,7 @@ def test_export_refuses_a_tokenizer_the_runtime_cannot_follow(
 ) -> None:
     """strip_sep_token rewrites ids after tokenization: refused, not silently mis-exported."""
     from fashion_search.errors import BundleError
-    from fashion_search.model.export_open_clip import write_tokenizer
+    from fashion_search.model.build.export_open_clip import write_tokenizer
 
     tokenizer = open_clip_module.get_tokenizer(siglip_case.source, strip_sep_token=True)
     with pytest.raises(BundleError, match="strip_sep_token"):

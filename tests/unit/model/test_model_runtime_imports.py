@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     import fashion_search.images
     import fashion_search.model.bundle, fashion_search.model.preprocess
     import fashion_search.model.tokenizer, fashion_search.model.session
-    import fashion_search.model.info, fashion_search.model.pull, fashion_search.model.loader
+    import fashion_search.model.info, fashion_search.model.build.pull, fashion_search.model.loader
     import fashion_search.cli.embed, fashion_search.cli.model
     from fashion_search.model.embedder import OnnxClipEmbedder
 

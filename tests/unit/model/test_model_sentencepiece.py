@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fashion_search.model.clip_tokenizer_files import open_clip_bpe_path, save_tokenizer
+from fashion_search.model.build.clip_tokenizer_files import open_clip_bpe_path, save_tokenizer
 from fashion_search.model.tokenizer import ClipTokenizer
 
 from tests.fixtures.open_clip_models import fashion_corpus, train_sentencepiece_tokenizer

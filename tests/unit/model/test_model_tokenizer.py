@@ -10,8 +10,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 from fashion_search.errors import BundleError
+from fashion_search.model.build.clip_tokenizer_files import (
+    clip_vocab_and_merges,
+    open_clip_bpe_path,
+)
 from fashion_search.model.bundle import Bundle
-from fashion_search.model.clip_tokenizer_files import clip_vocab_and_merges, open_clip_bpe_path
 from fashion_search.model.tokenizer import ClipTokenizer, clean_text
 
 CORPUS = [

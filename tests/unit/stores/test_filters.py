@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 from fashion_search.errors import InvalidFilter, InvalidInput, PayloadTooLarge
+from fashion_search.stores.embedded.columns import Columns
 from fashion_search.stores.filters import (
     compile_filter,
     matches,
     validate_filter,
     validate_metadata,
 )
-from fashion_search.stores.vectors_columns import Columns
 
 ROWS: list[dict[str, Any]] = [
     {"colour": "Red", "year": 2012, "tags": ["summer", "casual"], "sale": True},

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fashion_search.errors import IndexDamaged
-from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import EmbeddedVectorIndex
 from fashion_search.types import VectorRecord
 
 DIM = 8

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fashion_search.stores.vectors_ann import AnnParams, Graph
-from fashion_search.stores.vectors_embedded import EmbeddedVectorIndex
+from fashion_search.stores.embedded.ann import AnnParams, Graph
+from fashion_search.stores.embedded.vector_index import EmbeddedVectorIndex
 from fashion_search.types import VectorRecord
 
 DIM = 32

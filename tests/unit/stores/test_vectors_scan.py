@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fashion_search.stores.vectors_scan import exact_top, rescore
+from fashion_search.stores.embedded.scan import exact_top, rescore
 
 DIM = 64
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from fashion_search.home import Stores, open_stores
 from fashion_search.ingest import Ingestor
-from fashion_search.ingest.folder import created_event, removed_event
 from fashion_search.ingest.metadata import tags_to_user_metadata
+from fashion_search.ingest.triggers.folder import created_event, removed_event
 from fashion_search.settings import EmbeddedSettings, Settings
 from fashion_search.types import ItemStatus
 

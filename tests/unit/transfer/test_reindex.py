@@ -14,7 +14,7 @@ from fashion_search.cli import main
 from fashion_search.errors import InvalidInput
 from fashion_search.home import Stores
 from fashion_search.ingest.documents import document_vector
-from fashion_search.stores.vectors_embedded import AnnParams, EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
 from fashion_search.transfer import reindex
 from fashion_search.types import ItemStatus, VectorRecord
 

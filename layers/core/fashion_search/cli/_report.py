@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from fashion_search.ingest.loader import LoadSummary
+from fashion_search.ingest.kaggle.loader import LoadSummary
 from fashion_search.ingest.outcome import IngestOutcome, OutcomeStatus
 
 SHOWN_REASONS = 10

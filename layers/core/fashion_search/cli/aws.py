@@ -103,7 +103,7 @@ def create_index(
     from pinecone import Pinecone
 
     from fashion_search.model.bundle import Bundle
-    from fashion_search.stores.vectors_pinecone import PineconeVectorIndex
+    from fashion_search.stores.pinecone_index import PineconeVectorIndex
 
     if dimension is None:
         if bundle is None:

@@ -84,10 +84,10 @@ def backfill_cmd(
 
     Queues an S3-shaped event for every object under the ingest prefix that the catalog does not
     hold indexed with the same eTag (and model)."""
-    from fashion_search.ingest.backfill import Backfill, summary_lines
-    from fashion_search.ingest.backfill_cost import enqueue_rate, estimate
-    from fashion_search.ingest.backfill_queue import SqsSender
-    from fashion_search.stores.catalog_dynamodb import DynamoDBCatalog
+    from fashion_search.ingest.backfill.cost import enqueue_rate, estimate
+    from fashion_search.ingest.backfill.messages import SqsSender
+    from fashion_search.ingest.backfill.run import Backfill, summary_lines
+    from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog
 
     settings = Settings()
     aws = settings.aws

@@ -48,7 +48,7 @@ def ingest_cmd(
     ] = None,
 ) -> None:
     """Index an existing folder once: in place inside the data folder, else copied into it."""
-    from fashion_search.ingest.oneshot import (
+    from fashion_search.ingest.triggers.oneshot import (
         copy_into_store,
         files_under,
         ingest_folder,
@@ -101,9 +101,9 @@ def watch_cmd(
 
     Exits 1 at the end when images are left FAILED or to retry (the catch-up's included)."""
     from fashion_search.ingest.events import EventKind
-    from fashion_search.ingest.oneshot import catch_up as catch_up_folder
     from fashion_search.ingest.outcome import LatestOutcomes, OutcomeStatus, summarise
-    from fashion_search.ingest.watcher import FolderWatcher
+    from fashion_search.ingest.triggers.oneshot import catch_up as catch_up_folder
+    from fashion_search.ingest.triggers.watcher import FolderWatcher
 
     settings = Settings()
     if settings.home is Home.AWS:
@@ -163,7 +163,7 @@ def load_cmd(
     ] = None,
 ) -> None:
     """Load a Kaggle Fashion Product Images catalog (styles.csv + images) into the home."""
-    from fashion_search.ingest.loader import CatalogLoader
+    from fashion_search.ingest.kaggle.loader import CatalogLoader
 
     settings = Settings()
     if settings.home is Home.AWS:
@@ -183,7 +183,7 @@ def load_cmd(
     if settings.home is Home.AWS:
         result["note"] = "uploaded under the ingest prefix; the ingest function indexes them"
     elif index and ingestor is not None:
-        from fashion_search.ingest.oneshot import ingest_keys
+        from fashion_search.ingest.triggers.oneshot import ingest_keys
 
         root = settings.embedded.images_dir
         with tqdm(total=len(summary.keys), desc="index", unit="img") as bar:

@@ -90,7 +90,7 @@ def pull_command(
     ] = False,
 ) -> None:
     """Download an immich-layout bundle from the Hugging Face Hub and check that it loads."""
-    from fashion_search.model.pull import default_destination, pull_bundle
+    from fashion_search.model.build.pull import default_destination, pull_bundle
 
     target = dest or default_destination(repo)
     pull_bundle(repo, target, revision=revision, cache_dir=cache_dir, local_files_only=offline)
@@ -133,7 +133,7 @@ def export_command(
     except ImportError as exc:
         raise ConfigError("model export needs torch: pip install 'fashion-search[export]'") from exc
     if kind is ExportKind.HF:
-        from fashion_search.model.export import export_hf_clip
+        from fashion_search.model.build.export import export_hf_clip
 
         export_hf_clip(
             source,
@@ -143,7 +143,7 @@ def export_command(
             local_files_only=offline,
         )
     else:
-        from fashion_search.model.export_open_clip import export_open_clip
+        from fashion_search.model.build.export_open_clip import export_open_clip
 
         export_open_clip(source, dest, pretrained=pretrained, fixed_batch=fixed_batch)
     info_command(dest)
@@ -161,7 +161,7 @@ def quantize_command(
     ] = None,
 ) -> None:
     """Write an int8 (dynamic quantisation) copy of a bundle."""
-    from fashion_search.model.quantize import DEFAULT_TOWERS, quantize_bundle
+    from fashion_search.model.build.quantize import DEFAULT_TOWERS, quantize_bundle
 
     towers = [t.value for t in tower] if tower else DEFAULT_TOWERS
     quantize_bundle(source, dest, per_channel=per_channel, towers=towers)

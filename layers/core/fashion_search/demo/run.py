@@ -18,11 +18,11 @@ from pathlib import Path
 from fashion_search.demo.catalog import DEFAULT_SEED, generate_catalog
 from fashion_search.demo.services import Service, api_service, free_port, stop_all, ui_service
 from fashion_search.errors import BundleError
-from fashion_search.ingest.loader import CatalogLoader, LoadSummary
-from fashion_search.ingest.oneshot import catch_up as oneshot_catch_up
+from fashion_search.ingest.kaggle.loader import CatalogLoader, LoadSummary
 from fashion_search.ingest.outcome import IngestOutcome, IngestReport
 from fashion_search.ingest.pipeline import Ingestor
-from fashion_search.ingest.watcher import FolderWatcher
+from fashion_search.ingest.triggers.oneshot import catch_up as oneshot_catch_up
+from fashion_search.ingest.triggers.watcher import FolderWatcher
 from fashion_search.settings import ENV_PREFIX, Home, Settings
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """styles.csv rows with their image files, for evaluation and training.
 
 Parsing (unquoted commas, empty fields, duplicate ids) is the loader's
-(``fashion_search.ingest.styles``); this adds the image path and drops rows that evaluation
+(``fashion_search.ingest.kaggle.styles``); this adds the image path and drops rows that evaluation
 cannot use (no display name, no image), counting why.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fashion_search.errors import InvalidInput
-from fashion_search.ingest import styles as kaggle
-from fashion_search.ingest.loader import find_image
+from fashion_search.ingest.kaggle import styles as kaggle
+from fashion_search.ingest.kaggle.loader import find_image
 
 log = logging.getLogger(__name__)
 

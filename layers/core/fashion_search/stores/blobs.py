@@ -1,4 +1,4 @@
-"""The blob port: image bytes. Adapters: ``blobs_s3`` and ``blobs_folder``."""
+"""The blob port: image bytes. Adapters: ``aws.s3_blobs`` and ``embedded.folder_blobs``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The catalog port: one item per image. Adapters: ``catalog_sqlite`` and ``catalog_dynamodb``."""
+"""The catalog port, one item per image. Adapters: embedded.sqlite_catalog, aws.dynamodb_catalog."""
 
 from __future__ import annotations
 

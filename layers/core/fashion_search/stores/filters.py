@@ -3,7 +3,7 @@
 Every vector adapter validates filters here before any I/O, so a malformed filter raises the same
 ``InvalidFilter`` everywhere. ``matches`` is the reference semantics the property tests compare
 each adapter against; the embedded index evaluates the same normalised tree (``compile_filter``)
-over columnar metadata with numpy (``vectors_columns``).
+over columnar metadata with numpy (``embedded.columns``).
 
 Semantics (https://docs.pinecone.io/guides/search/filter-by-metadata; the language "is based on
 MongoDB's query and projection operators", so where Pinecone's page is silent we follow MongoDB):

@@ -1,4 +1,4 @@
-"""The vector index port. Adapters: ``vectors_embedded`` (one machine) and ``vectors_pinecone``."""
+"""The vector index port. Adapters: embedded.vector_index (one machine) and pinecone_index."""
 
 from __future__ import annotations
 

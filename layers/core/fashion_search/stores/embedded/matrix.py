@@ -1,6 +1,6 @@
 """The embedded index's in-memory side: unit rows and one namespace's mapped matrix.
 
-The exact scan over it is ``vectors_scan``; the approximate index beside it ``vectors_ann``.
+The exact scan over it is ``embedded.scan``; the approximate index beside it ``embedded.ann``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy.typing as npt
 
 from fashion_search.errors import IndexDamaged, InvalidInput, StoreError
 from fashion_search.stores.durable import fsync_dir
-from fashion_search.stores.vectors_ann import AnnKeeper
-from fashion_search.stores.vectors_columns import Columns
+from fashion_search.stores.embedded.ann import AnnKeeper
+from fashion_search.stores.embedded.columns import Columns
 from fashion_search.types import Vector
 
 

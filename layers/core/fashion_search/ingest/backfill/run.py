@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from fashion_search.ingest.backfill_queue import EnqueueFailure, MessageSender, backfill_event
+from fashion_search.ingest.backfill.messages import EnqueueFailure, MessageSender, backfill_event
 from fashion_search.ingest.events import TOKEN_WIDTH
 from fashion_search.stores.catalog import Catalog
 from fashion_search.types import CatalogItem, ItemStatus, image_id_for_key
@@ -134,7 +134,7 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[list[Listed]]:
     """The objects under ``prefix``, a ListObjectsV2 page (up to 1000) at a time."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from fashion_search.stores.aws_errors import translate_aws_error
+    from fashion_search.stores.aws.errors import translate_aws_error
 
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     try:

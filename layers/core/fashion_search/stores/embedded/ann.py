@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fashion_search.stores.durable import fsync_dir
-from fashion_search.stores.vectors_scan import Bitmap, Rows, Scores, exact_top, faiss, rescore
+from fashion_search.stores.embedded.scan import Bitmap, Rows, Scores, exact_top, faiss, rescore
 
 log = logging.getLogger(__name__)
 

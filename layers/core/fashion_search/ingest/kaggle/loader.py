@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fashion_search.ingest.kaggle.styles import RowProblem, StyleRow, read_styles
 from fashion_search.ingest.metadata import tags_to_user_metadata
-from fashion_search.ingest.styles import RowProblem, StyleRow, read_styles
 from fashion_search.stores.blobs import BlobStore
 from fashion_search.stores.catalog import Catalog
 from fashion_search.types import CatalogItem, ItemStatus

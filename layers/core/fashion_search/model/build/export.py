@@ -24,7 +24,7 @@ from fashion_search.model.bundle import (
     VISUAL_MODEL,
     PreprocessConfig,
 )
-from fashion_search.model.clip_tokenizer_files import save_tokenizer, write_clip_tokenizer
+from fashion_search.model.build.clip_tokenizer_files import save_tokenizer, write_clip_tokenizer
 from fashion_search.model.staging import staged_bundle
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from typing import Any
 
 from fashion_search.errors import BundleError
 from fashion_search.model.bundle import TEXTUAL_MODEL, TOKENIZER_CFG, VISUAL_MODEL, PreprocessConfig
-from fashion_search.model.clip_tokenizer_files import save_tokenizer, write_clip_tokenizer
-from fashion_search.model.export import (
+from fashion_search.model.build.clip_tokenizer_files import save_tokenizer, write_clip_tokenizer
+from fashion_search.model.build.export import (
     DEFAULT_OPSET,
     _normalised,
     export_onnx,

@@ -13,7 +13,7 @@ from fashion_search.errors import (
     PayloadTooLarge,
     TransientStoreError,
 )
-from fashion_search.stores.aws_errors import translate_aws_error
+from fashion_search.stores.aws.errors import translate_aws_error
 from fashion_search.stores.blobs import check_key, normalise_metadata
 from fashion_search.types import BlobInfo
 

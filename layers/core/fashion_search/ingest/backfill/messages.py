@@ -4,7 +4,7 @@
 record in the shape of S3's "Event message structure" (S3 user guide,
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html): the
 key form-encoded as S3 encodes it, the eTag, the size, and a ``sequencer`` that is the ordering
-token the backfill chose (``ingest.backfill``). ``configurationId`` names the backfill, so a
+token the backfill chose (``ingest.backfill.run``). ``configurationId`` names the backfill, so a
 message in the queue or the DLQ says where it came from.
 
 ``MessageSender`` sends them with SendMessageBatch: at most 10 entries and 256 KiB a call
@@ -102,7 +102,7 @@ class SqsSender:
         ]
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from fashion_search.stores.aws_errors import translate_aws_error
+        from fashion_search.stores.aws.errors import translate_aws_error
 
         try:
             attrs = self._client.get_queue_attributes(

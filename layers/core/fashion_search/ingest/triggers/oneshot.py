@@ -17,9 +17,9 @@ from pathlib import Path
 
 from fashion_search.errors import InvalidInput
 from fashion_search.ingest.events import BlobEvent
-from fashion_search.ingest.folder import created_event, is_ignored, scan
 from fashion_search.ingest.outcome import IngestOutcome, IngestReport, report
 from fashion_search.ingest.pipeline import Ingestor
+from fashion_search.ingest.triggers.folder import created_event, is_ignored, scan
 from fashion_search.ingest.vanished import find_vanished, remove_vanished
 from fashion_search.stores.blobs import BlobStore
 from fashion_search.types import ItemStatus

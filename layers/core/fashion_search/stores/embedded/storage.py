@@ -1,6 +1,6 @@
 """The embedded index's on-disk state: the SQLite slot table, segment files, snapshots, writes.
 
-``IndexStorage`` opens ``path/`` (layout and durability argument in ``vectors_embedded``), checks
+``IndexStorage`` opens ``path/`` (layout and durability argument in ``vector_index``), checks
 its schema version and dimension, and gives the adapter one read snapshot (``_snapshot``, which
 first brings loaded namespaces up to date) and one write transaction (``_writing``) at a time.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from fashion_search.errors import IndexDamaged, InvalidInput, StoreError
 from fashion_search.stores.disk import disk_full, is_disk_full
-from fashion_search.stores.vectors_matrix import REPAIR, Segment, segment_problem
+from fashion_search.stores.embedded.matrix import REPAIR, Segment, segment_problem
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from fashion_search.ingest.events import BlobEvent, EventKind
-from fashion_search.ingest.folder import created_event, key_for, removed_event
 from fashion_search.ingest.outcome import IngestOutcome
 from fashion_search.ingest.pipeline import Ingestor
+from fashion_search.ingest.triggers.folder import created_event, key_for, removed_event
 
 log = logging.getLogger(__name__)
 

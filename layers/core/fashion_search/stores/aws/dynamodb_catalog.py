@@ -17,20 +17,20 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fashion_search.errors import NotFound, StaleEvent, StoreError, TransientStoreError
-from fashion_search.stores.catalog import MAX_TAG_VALUES_PER_FIELD
-from fashion_search.stores.catalog_dynamodb_items import (
+from fashion_search.stores.aws.dynamodb_items import (
     ITEM_PREFIX,
     OPTIONAL_FIELDS,
     Attrs,
     decode_item,
     encode_item,
 )
-from fashion_search.stores.catalog_dynamodb_table import (
+from fashion_search.stores.aws.dynamodb_table import (
     HASH_INDEX,
     STATUS_INDEX,
     create_catalog_table,
     translate_error,
 )
+from fashion_search.stores.catalog import MAX_TAG_VALUES_PER_FIELD
 from fashion_search.types import CatalogItem, ItemStatus, now
 
 __all__ = ["HASH_INDEX", "STATUS_INDEX", "DynamoDBCatalog", "create_catalog_table"]

@@ -1,7 +1,7 @@
 """The embedded vector index: cosine top-k over memory-mapped float32 rows, SQLite beside.
 
-Exact below ``AnnParams.min_vectors`` live vectors (``vectors_scan``); above it an HNSW graph
-answers, its candidates re-scored exactly (``vectors_ann``).
+Exact below ``AnnParams.min_vectors`` live vectors (``embedded.scan``); above it an HNSW graph
+answers, its candidates re-scored exactly (``embedded.ann``).
 
 Layout of ``path/``: ``index.sqlite`` (WAL) holds one *slot* per stored vector (namespace, row,
 id, metadata JSON, removed flag, change sequence) and ``ns-<n>-<gen>.f32`` holds each namespace's
@@ -30,16 +30,16 @@ import numpy as np
 import numpy.typing as npt
 
 from fashion_search.errors import InvalidInput
+from fashion_search.stores.embedded.ann import AnnKeeper, AnnParams, ann_top
+from fashion_search.stores.embedded.matrix import Segment, append_rows, copy_rows, unit_rows
+from fashion_search.stores.embedded.scan import exact_top
+from fashion_search.stores.embedded.storage import CHUNK, SCHEMA_VERSION, IndexStorage
 from fashion_search.stores.filters import (
     compile_filter,
     fields_of,
     validate_metadata,
     validate_record_id,
 )
-from fashion_search.stores.vectors_ann import AnnKeeper, AnnParams, ann_top
-from fashion_search.stores.vectors_matrix import Segment, append_rows, copy_rows, unit_rows
-from fashion_search.stores.vectors_scan import exact_top
-from fashion_search.stores.vectors_storage import CHUNK, SCHEMA_VERSION, IndexStorage
 from fashion_search.types import Filter, Match, Vector, VectorRecord
 
 __all__ = ["COMPACT_MIN_DEAD", "MAX_TOP_K", "SCHEMA_VERSION", "AnnParams", "EmbeddedVectorIndex"]
@@ -54,7 +54,7 @@ class EmbeddedVectorIndex(IndexStorage):
 
     Stored vectors are L2-normalised: ``fetch`` returns the unit vector of what was upserted.
     Exact top-k below ``ann.min_vectors`` live vectors a namespace, approximate above (see
-    ``vectors_ann``). ``filter_fields``: metadata fields whose filter columns are built when a
+    ``embedded.ann``). ``filter_fields``: metadata fields whose filter columns are built when a
     namespace loads rather than in the first query filtering on them.
     """
 

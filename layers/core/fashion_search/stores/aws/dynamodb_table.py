@@ -1,6 +1,6 @@
 """The catalog's DynamoDB table: its definition and how DynamoDB's errors map to ours.
 
-``create_catalog_table`` is the table the adapter in ``catalog_dynamodb`` reads and writes;
+``create_catalog_table`` is the table the adapter in ``aws.dynamodb_catalog`` reads and writes;
 template.yaml's ``CatalogTable`` must declare the same keys and indexes (tests/infra checks it).
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fashion_search.errors import FashionSearchError
-from fashion_search.stores.aws_errors import translate_aws_error
+from fashion_search.stores.aws.errors import translate_aws_error
 
 STATUS_INDEX = "by_status"  # status (HASH) + updated_at (RANGE), KEYS_ONLY
 HASH_INDEX = "by_hash"  # content_hash (HASH), KEYS_ONLY; sparse: items without a hash are absent
