@@ -13,7 +13,13 @@ from fashion_search.ingest.events import (
     parse_sqs_body,
 )
 from fashion_search.ingest.ledger import Claim, EventLedger, PowertoolsLedger
-from fashion_search.ingest.outcome import IngestOutcome, OutcomeStatus, failed_sources, summarise
+from fashion_search.ingest.outcome import (
+    IngestOutcome,
+    OutcomeReason,
+    OutcomeStatus,
+    failed_sources,
+    summarise,
+)
 from fashion_search.ingest.pipeline import Ingestor
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "EventLedger",
     "IngestOutcome",
     "Ingestor",
+    "OutcomeReason",
     "OutcomeStatus",
     "PowertoolsLedger",
     "failed_sources",

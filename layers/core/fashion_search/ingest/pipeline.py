@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -19,12 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fashion_search.errors import InvalidInput, NotFound, StaleEvent
+from fashion_search.ingest.batch import IngestBatch, Verdict, error_detail
 from fashion_search.ingest.events import BlobEvent, EventKind, latest_per_image
 from fashion_search.ingest.ledger import Claim, EventLedger
 from fashion_search.ingest.metadata import tags_from_user_metadata
-from fashion_search.ingest.outcome import IngestOutcome, OutcomeStatus
-from fashion_search.ingest.removes import STALE, apply_removes
-from fashion_search.ingest.removes import retry_reason as _retry_reason
+from fashion_search.ingest.outcome import IngestOutcome, OutcomeReason, OutcomeStatus
+from fashion_search.ingest.removes import apply_removes
 from fashion_search.ingest.tags import TagPredictor, VocabularyCache
 from fashion_search.ingest.writes import Create, catalog_item, write_indexed
 from fashion_search.model.base import Embedder
@@ -35,11 +34,15 @@ if TYPE_CHECKING:
     from fashion_search.settings import Settings
 
 log = logging.getLogger(__name__)
-_S, _K = OutcomeStatus, EventKind
-ALREADY_INDEXED = "already indexed (same eTag)"
+_S, _K, _R = OutcomeStatus, EventKind, OutcomeReason
 
 
 class Ingestor:
+    """The one ingest core. It holds what outlives a batch (stores, model, ledger, caches); each
+    ``handle`` call carries its own ``IngestBatch`` through the stages, so batches handled at once
+    from several threads keep their outcomes apart (the stores and the model are thread-safe, and
+    the catalog's conditional writes order two events for one image, as between two Lambdas)."""
+
     def __init__(
         self,
         stores: Stores,
@@ -60,11 +63,6 @@ class Ingestor:
         self._vocabulary = VocabularyCache(stores.catalog.tag_values, ttl_s=vocabulary_ttl_s)
         self._upsert_chunk = upsert_chunk
         self._read_workers = read_workers
-        # Per-batch state; ``handle`` runs one batch at a time (the lock), as Lambda and the
-        # watcher's single worker thread do anyway.
-        self._lock = threading.Lock()
-        self._out: dict[int, IngestOutcome] = {}
-        self._unclaimed: set[int] = set()
 
     @property
     def stores(self) -> Stores:
@@ -76,83 +74,49 @@ class Ingestor:
 
     def handle(self, events: Sequence[BlobEvent]) -> list[IngestOutcome]:
         """Apply a batch of events; one outcome per event, in input order."""
-        with self._lock:
-            self._out, self._unclaimed = {}, set()
-            return self._handle(events)
-
-    def _handle(self, events: Sequence[BlobEvent]) -> list[IngestOutcome]:
-        prefix = self._stores.ingest_prefix
-        live: list[tuple[int, BlobEvent]] = []
-        for i, ev in enumerate(events):
-            if prefix and not ev.key.startswith(prefix):
-                self._done(i, ev, _S.SKIPPED, f"outside the ingest prefix {prefix!r}")
-            elif (claim := self._claim(i, ev)) is Claim.NEW:
-                live.append((i, ev))
-            elif claim is Claim.DONE:
-                self._done(i, ev, _S.SKIPPED, "duplicate: idempotency record", claimed=False)
-        ordered, superseded = latest_per_image(live, prefix)
-        for i, ev in superseded:
-            self._done(i, ev, _S.SKIPPED, "superseded by a newer event in the batch")
-        try:
-            stored = self._stores.catalog.get_many([ev.image_id(prefix) for _, ev in ordered])
-        except Exception as exc:
-            log.warning("catalog read failed for the batch: %s", _retry_reason(exc))
-            for i, ev in ordered:
-                self._done(i, ev, _S.RETRY, _retry_reason(exc))
-            stored = {}
-            ordered = []
-        removes = [(i, ev) for i, ev in ordered if ev.kind is _K.REMOVED]
-        apply_removes(self._stores, removes, stored, self._done)
-        self._creates([(i, ev) for i, ev in ordered if ev.kind is _K.CREATED], stored)
-        outcomes = [self._out[i] for i in range(len(events))]
-        self._settle_ledger(outcomes)
+        batch = IngestBatch(events, self._stores.ingest_prefix)
+        ordered, superseded = latest_per_image(self._admit(batch), batch.prefix)
+        for i, _ in superseded:
+            batch.record(i, _S.SKIPPED, _R.SUPERSEDED)
+        stored = self._stored(batch, ordered)
+        if stored is not None:
+            removes = [(i, ev) for i, ev in ordered if ev.kind is _K.REMOVED]
+            apply_removes(self._stores, batch, removes, stored)
+            self._creates(batch, [(i, ev) for i, ev in ordered if ev.kind is _K.CREATED], stored)
+        outcomes = batch.outcomes()
+        self._settle_ledger(batch)
         return outcomes
 
-    # -- bookkeeping -------------------------------------------------------------------------
+    # -- admission and the ledger ------------------------------------------------------------
 
-    def _claim(self, i: int, ev: BlobEvent) -> Claim:
+    def _admit(self, batch: IngestBatch) -> list[tuple[int, BlobEvent]]:
+        """The events to work on: inside the ingest prefix and newly claimed in the ledger."""
+        live: list[tuple[int, BlobEvent]] = []
+        for i, ev in enumerate(batch.events):
+            if batch.prefix and not ev.key.startswith(batch.prefix):
+                batch.record(i, _S.SKIPPED, _R.OUTSIDE_PREFIX, repr(batch.prefix))
+            elif self._claim(batch, i, ev) is Claim.NEW:
+                live.append((i, ev))
+        return live
+
+    def _claim(self, batch: IngestBatch, i: int, ev: BlobEvent) -> Claim:
         if self.ledger is None:
             return Claim.NEW
         try:
             claim = self.ledger.claim(ev)
         except Exception as exc:
-            self._done(i, ev, _S.RETRY, "idempotency store: " + _retry_reason(exc), claimed=False)
+            batch.record(i, _S.RETRY, _R.LEDGER_ERROR, error_detail(exc), claimed=False)
             return Claim.BUSY
         if claim is Claim.BUSY:
-            self._done(i, ev, _S.RETRY, "being processed by another worker", claimed=False)
+            batch.record(i, _S.RETRY, _R.LEDGER_BUSY, claimed=False)
+        elif claim is Claim.DONE:
+            batch.record(i, _S.SKIPPED, _R.LEDGER_DONE, claimed=False)
         return claim
 
-    def _done(
-        self,
-        i: int,
-        ev: BlobEvent,
-        status: OutcomeStatus,
-        reason: str | None = None,
-        *,
-        claimed: bool = True,
-    ) -> None:
-        image_id = ev.image_id(self._stores.ingest_prefix)
-        outcome = IngestOutcome(ev, image_id, status, reason)
-        self._out[i] = outcome
-        if not claimed:
-            self._unclaimed.add(i)
-        level = logging.WARNING if status in (_S.RETRY, _S.FAILED) else logging.INFO
-        log.log(
-            level,
-            "ingest %s %s: %s%s",  # the key and the reason too, for a plain-text log
-            ev.kind.value,
-            status.value,
-            ev.key,
-            f" ({reason})" if reason else "",
-            extra={"image_id": image_id, "key": ev.key, "status": status.value, "reason": reason},
-        )
-
-    def _settle_ledger(self, outcomes: list[IngestOutcome]) -> None:
+    def _settle_ledger(self, batch: IngestBatch) -> None:
         if self.ledger is None:
             return
-        for i, o in enumerate(outcomes):
-            if i in self._unclaimed:
-                continue
+        for o in batch.claimed():
             try:
                 if o.needs_retry:
                     self.ledger.release(o.event)
@@ -161,49 +125,70 @@ class Ingestor:
             except Exception as exc:  # the catalog already holds the truth; log and go on
                 log.warning(
                     "idempotency record not updated: %s",
-                    _retry_reason(exc),
+                    error_detail(exc),
                     extra={"image_id": o.image_id},
                 )
+
+    def _stored(
+        self, batch: IngestBatch, ordered: list[tuple[int, BlobEvent]]
+    ) -> dict[str, CatalogItem] | None:
+        """One catalog read for the whole batch; None (every event left to retry) if it fails."""
+        try:
+            return self._stores.catalog.get_many([batch.image_id(ev) for _, ev in ordered])
+        except Exception as exc:
+            log.warning("catalog read failed for the batch: %s", error_detail(exc))
+            for i, _ in ordered:
+                batch.record(i, _S.RETRY, _R.CATALOG_READ, error_detail(exc))
+            return None
 
     # -- creates -----------------------------------------------------------------------------
 
     def _creates(
-        self, creates: list[tuple[int, BlobEvent]], stored: dict[str, CatalogItem]
+        self,
+        batch: IngestBatch,
+        creates: list[tuple[int, BlobEvent]],
+        stored: dict[str, CatalogItem],
     ) -> None:
         pending: list[Create] = []
         for i, ev in creates:
-            iid = ev.image_id(self._stores.ingest_prefix)
+            iid = batch.image_id(ev)
             c = Create(index=i, event=ev, image_id=iid, stored=stored.get(iid))
             skip = self._replay_or_stale(c)
-            if skip:
-                self._done(i, ev, _S.SKIPPED, skip)
+            if skip is not None:
+                batch.record(i, *skip)
             else:
                 pending.append(c)
         with ThreadPoolExecutor(max_workers=max(1, self._read_workers)) as pool:
-            read = list(pool.map(self._read, pending))
-        for c in pending:
-            if c.fail_reason is not None:  # store writes stay on this thread
-                self._fail(c, c.fail_reason)
-        ready = [c for c, ok in zip(pending, read, strict=True) if ok]
-        self._embed(ready)
-        self._write([c for c in ready if c.vector is not None])
+            verdicts = list(pool.map(self._read, pending))
+        ready: list[Create] = []
+        # Outcomes and store writes stay on this thread; the workers only read.
+        for c, verdict in zip(pending, verdicts, strict=True):
+            if verdict is None:
+                ready.append(c)
+            elif verdict.status is _S.FAILED:
+                self._fail(batch, c, verdict.code, verdict.detail)
+            else:
+                batch.record(c.index, *verdict)
+        self._embed(batch, ready)
+        self._write(batch, [c for c in ready if c.vector is not None])
 
-    def _replay_or_stale(self, c: Create) -> str | None:
+    def _replay_or_stale(self, c: Create) -> Verdict | None:
         cur, ev = c.stored, c.event
         if cur is None:
             return None
         if cur.ordering_token > ev.ordering_token:
-            return STALE
+            return Verdict(_S.SKIPPED, _R.STALE)
         if cur.ordering_token < ev.ordering_token:
             return None
         same_object = ev.etag is None or cur.etag is None or cur.etag == ev.etag
         if cur.status is ItemStatus.DELETED:
-            return "stale: the image was deleted by an event with the same order"
+            return Verdict(_S.SKIPPED, _R.DELETED_SAME_ORDER)
         if cur.status is ItemStatus.INDEXED and same_object:
             if cur.model_id == self._embedder.model_id:
-                return "duplicate: already indexed"
+                return Verdict(_S.SKIPPED, _R.ALREADY_INDEXED)
         if cur.status is ItemStatus.FAILED and same_object and ev.ordering_token:
-            return f"duplicate: already failed ({cur.reason})"
+            # The stored text is shown as it is: rows written before reason codes read alike.
+            return Verdict(_S.SKIPPED, _R.ALREADY_FAILED, cur.reason)
         return None
 
     def _already_indexed(self, cur: CatalogItem | None, info: BlobInfo) -> bool:
@@ -224,76 +209,80 @@ class Ingestor:
             return False
         return display_name is None or display_name == cur.display_name
 
-    def _read(self, c: Create) -> bool:
-        """Fetch bytes and tags (in a worker thread). False when the record goes no further:
-        gone or retry (outcome recorded) or bad (``fail_reason`` set, recorded by the caller)."""
+    def _read(self, c: Create) -> Verdict | None:
+        """Fetch bytes and tags (in a worker thread). None: ready to embed; otherwise why the
+        record goes no further (gone, bad, or to retry), for the caller to record."""
         ev, blobs = c.event, self._stores.blobs
         try:
             info = blobs.head(ev.key)
             if info is None:
                 raise NotFound(f"{ev.key} is gone")
             if self._already_indexed(c.stored, info):
-                self._done(c.index, ev, _S.SKIPPED, ALREADY_INDEXED)
-                return False
+                return Verdict(_S.SKIPPED, _R.SAME_OBJECT_INDEXED)
             c.data = blobs.get(ev.key, max_bytes=self._max_bytes)
         except NotFound:
             # Removed after the event was sent; its own remove event follows.
-            self._done(c.index, ev, _S.SKIPPED, "object no longer exists")
-            return False
+            return Verdict(_S.SKIPPED, _R.OBJECT_GONE)
         except InvalidInput as exc:  # over the byte cap
-            c.fail_reason = exc.message
-            return False
+            return Verdict(_S.FAILED, _R.TOO_LARGE, exc.message)
         except Exception as exc:
-            self._done(c.index, ev, _S.RETRY, "read: " + _retry_reason(exc))
-            return False
+            return Verdict(_S.RETRY, _R.BLOB_READ, error_detail(exc))
         c.etag = ev.etag or info.etag
         c.content_hash = hashlib.sha256(c.data).hexdigest()
         if not c.data:
-            c.fail_reason = "empty object (0 bytes)"
-            return False
+            return Verdict(_S.FAILED, _R.EMPTY_OBJECT)
+        self._carry_over(c, info)
+        return None
+
+    def _carry_over(self, c: Create, info: BlobInfo) -> None:
+        """Tags and display name from the object's metadata, else from the stored item; its
+        stored vector when the bytes and the model are the same (no need to run the model)."""
         c.tags, c.display_name = tags_from_user_metadata(info.metadata)
         cur = c.stored
-        if not c.tags and cur is not None and cur.tags:  # written earlier by the loader
+        if cur is None:
+            return
+        if not c.tags and cur.tags:  # written earlier by the loader
             c.tags, c.tags_predicted = dict(cur.tags), cur.tags_predicted
-        if c.display_name is None and cur is not None:
+        if c.display_name is None:
             c.display_name = cur.display_name
         if (
-            cur is not None
-            and cur.content_hash == c.content_hash
+            cur.content_hash == c.content_hash
             and cur.embedding is not None
             and cur.model_id == self._embedder.model_id
         ):
-            c.vector = cur.embedding  # same bytes, same model: no need to run the model
-        return True
+            c.vector = cur.embedding
 
-    def _embed(self, ready: list[Create]) -> None:
+    def _embed(self, batch: IngestBatch, ready: list[Create]) -> None:
         todo = [c for c in ready if c.vector is None]
         if todo:
             try:
                 result = self._embedder.embed_images([c.data for c in todo])
             except Exception as exc:
                 for c in todo:
-                    self._done(c.index, c.event, _S.RETRY, "embed: " + _retry_reason(exc))
+                    batch.record(c.index, _S.RETRY, _R.EMBED, error_detail(exc))
                     c.data = b""
                 return
             for n, c in enumerate(todo):
                 if result.ok(n):
                     c.vector = result.vectors[n]
                 else:
-                    self._fail(c, result.errors[n].message)
+                    self._fail(batch, c, _R.BAD_IMAGE, result.errors[n].message)
         for c in ready:
             c.data = b""  # bytes are no longer needed; free them before the writes
-        untagged = [c for c in ready if c.vector is not None and not c.tags]
-        if untagged:
-            try:
-                vectors = np.stack([c.vector for c in untagged if c.vector is not None])
-                predicted = self._predictor.predict(vectors, self._vocabulary.get())
-            except Exception as exc:  # tags are a nicety: index without them
-                log.warning("tag prediction failed: %s", _retry_reason(exc))
-                predicted = [{} for _ in untagged]
-            for c, tags in zip(untagged, predicted, strict=True):
-                c.tags, c.tags_predicted = tags, bool(tags)
+        self._predict_tags([c for c in ready if c.vector is not None and not c.tags])
         self._embed_names([c for c in ready if c.vector is not None])
+
+    def _predict_tags(self, untagged: list[Create]) -> None:
+        if not untagged:
+            return
+        try:
+            vectors = np.stack([c.vector for c in untagged if c.vector is not None])
+            predicted = self._predictor.predict(vectors, self._vocabulary.get())
+        except Exception as exc:  # tags are a nicety: index without them
+            log.warning("tag prediction failed: %s", error_detail(exc))
+            predicted = [{} for _ in untagged]
+        for c, tags in zip(untagged, predicted, strict=True):
+            c.tags, c.tags_predicted = tags, bool(tags)
 
     def _embed_names(self, ready: list[Create]) -> None:
         """The display names' text vectors: the text half of each product document
@@ -318,13 +307,16 @@ class Ingestor:
         try:
             vectors = self._embedder.embed_texts([c.display_name or "" for c in todo])
         except Exception as exc:
-            log.warning("display-name embedding failed: %s", _retry_reason(exc))
+            log.warning("display-name embedding failed: %s", error_detail(exc))
             return
         for c, vector in zip(todo, vectors, strict=True):
             c.text_vector = vector
 
-    def _fail(self, c: Create, reason: str) -> None:
+    def _fail(self, batch: IngestBatch, c: Create, code: OutcomeReason, detail: str | None) -> None:
+        """A bad object: catalog FAILED with the reason's text (for people), the old picture's
+        vector deleted; no retry."""
         c.vector = None
+        reason = code.describe(detail)
         try:
             self._stores.catalog.put_if_newer(
                 catalog_item(c, ItemStatus.FAILED, model_id=None, reason=reason)
@@ -333,18 +325,18 @@ class Ingestor:
                 # The key now holds a bad object: the old picture must stop matching.
                 self._stores.vectors.delete([c.image_id], namespace=self._stores.namespace)
         except StaleEvent:
-            self._done(c.index, c.event, _S.SKIPPED, STALE)
+            batch.record(c.index, _S.SKIPPED, _R.STALE)
             return
         except Exception as exc:
-            self._done(c.index, c.event, _S.RETRY, _retry_reason(exc))
+            batch.record(c.index, _S.RETRY, _R.VERDICT_NOT_SAVED, error_detail(exc))
             return
-        self._done(c.index, c.event, _S.FAILED, reason)
+        batch.record(c.index, _S.FAILED, code, detail)
 
-    def _write(self, ready: list[Create]) -> None:
+    def _write(self, batch: IngestBatch, ready: list[Create]) -> None:
         write_indexed(
             self._stores,
+            batch,
             ready,
             model_id=self._embedder.model_id,
             upsert_chunk=self._upsert_chunk,
-            done=self._done,
         )

@@ -3,22 +3,20 @@ catalog INDEXED conditional on the event's ordering token."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fashion_search.errors import StaleEvent
+from fashion_search.ingest.batch import IngestBatch, error_detail
 from fashion_search.ingest.documents import vector_record
 from fashion_search.ingest.events import BlobEvent
-from fashion_search.ingest.outcome import OutcomeStatus
-from fashion_search.ingest.removes import STALE, retry_reason
+from fashion_search.ingest.outcome import OutcomeReason, OutcomeStatus
 from fashion_search.types import CatalogItem, ItemStatus, Vector, VectorRecord
 
 if TYPE_CHECKING:
     from fashion_search.home import Stores
 
-Done = Callable[[int, BlobEvent, OutcomeStatus, "str | None"], None]
-_S = OutcomeStatus
+_S, _R = OutcomeStatus, OutcomeReason
 
 
 @dataclass(slots=True)
@@ -37,7 +35,6 @@ class Create:
     tags_predicted: bool = False
     vector: Vector | None = None
     text_vector: Vector | None = None  # the display name's (``fashion_search.ingest.documents``)
-    fail_reason: str | None = None
 
 
 def catalog_item(
@@ -64,7 +61,7 @@ def catalog_item(
 
 
 def write_indexed(
-    stores: Stores, ready: list[Create], *, model_id: str, upsert_chunk: int, done: Done
+    stores: Stores, batch: IngestBatch, ready: list[Create], *, model_id: str, upsert_chunk: int
 ) -> None:
     records: list[tuple[Create, VectorRecord]] = []
     for c in ready:
@@ -75,10 +72,10 @@ def write_indexed(
                 catalog_item(c, ItemStatus.PENDING, model_id=model_id)
             )
         except StaleEvent:
-            done(c.index, c.event, _S.SKIPPED, STALE)
+            batch.record(c.index, _S.SKIPPED, _R.STALE)
             continue
         except Exception as exc:
-            done(c.index, c.event, _S.RETRY, "catalog: " + retry_reason(exc))
+            batch.record(c.index, _S.RETRY, _R.CATALOG_WRITE, error_detail(exc))
             continue
         records.append((c, vector_record(stored, c.vector)))
     for start in range(0, len(records), upsert_chunk):
@@ -88,13 +85,13 @@ def write_indexed(
         except Exception as exc:
             # The items stay PENDING with their embedding: the retry (or reconcile) finishes.
             for c, _ in chunk:
-                done(c.index, c.event, _S.RETRY, "vector upsert: " + retry_reason(exc))
+                batch.record(c.index, _S.RETRY, _R.VECTOR_UPSERT, error_detail(exc))
             continue
         for c, _ in chunk:
-            _mark_indexed(stores, c, model_id=model_id, done=done)
+            _mark_indexed(stores, batch, c, model_id=model_id)
 
 
-def _mark_indexed(stores: Stores, c: Create, *, model_id: str, done: Done) -> None:
+def _mark_indexed(stores: Stores, batch: IngestBatch, c: Create, *, model_id: str) -> None:
     try:
         stores.catalog.update_status(
             c.image_id,
@@ -110,11 +107,11 @@ def _mark_indexed(stores: Stores, c: Create, *, model_id: str, done: Done) -> No
             if cur is None or cur.status is ItemStatus.DELETED:
                 stores.vectors.delete([c.image_id], namespace=stores.namespace)
         except Exception as exc:
-            done(c.index, c.event, _S.RETRY, "cleanup: " + retry_reason(exc))
+            batch.record(c.index, _S.RETRY, _R.CLEANUP, error_detail(exc))
             return
-        done(c.index, c.event, _S.SKIPPED, "stale: a newer event was applied meanwhile")
+        batch.record(c.index, _S.SKIPPED, _R.STALE_MEANWHILE)
         return
     except Exception as exc:
-        done(c.index, c.event, _S.RETRY, "catalog: " + retry_reason(exc))
+        batch.record(c.index, _S.RETRY, _R.CATALOG_WRITE, error_detail(exc))
         return
-    done(c.index, c.event, _S.INDEXED, None)
+    batch.record(c.index, _S.INDEXED)
