@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from fashion_search.ingest import Claim, OutcomeStatus, PowertoolsLedger
+from fashion_search.ingest import Claim, OutcomeReason, OutcomeStatus, PowertoolsLedger
 from fashion_search.ingest.events import BlobEvent, EventKind, hex_token
 from fashion_search.ingest.ledger import IDEMPOTENCY_TTL_S
 
@@ -48,7 +48,8 @@ def test_replay_is_skipped_before_any_work(
     ev = ingest_home.put("a.jpg", jpeg_bytes(1))
     assert ingestor.handle([ev])[0].status is OutcomeStatus.INDEXED
     replay = ingestor.handle([ev])[0]
-    assert replay.status is OutcomeStatus.SKIPPED and "idempotency" in (replay.reason or "")
+    assert (replay.status, replay.code) == (OutcomeStatus.SKIPPED, OutcomeReason.LEDGER_DONE)
+    assert "idempotency" in (replay.reason or "")
     assert ingest_home.vectors.upserted["a"] == 1
     assert ingest_home.embedder.image_calls == [1]
 

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fashion_search.ingest import BlobEvent, EventKind, OutcomeStatus
+from fashion_search.ingest import BlobEvent, EventKind, OutcomeReason, OutcomeStatus
 from fashion_search.ingest.events import hex_token
 from fashion_search.types import ItemStatus
 
@@ -71,7 +71,8 @@ def test_create_after_delete_out_of_order_does_not_resurrect(ingest_home: Ingest
     assert ingestor.handle([_removed("x.jpg", 20)])[0].status is OutcomeStatus.DELETED
     late = ingestor.handle([_created("x.jpg", 10)])[0]
 
-    assert late.status is OutcomeStatus.SKIPPED and "stale" in (late.reason or "")
+    assert (late.status, late.code) == (OutcomeStatus.SKIPPED, OutcomeReason.STALE)
+    assert "stale" in (late.reason or "")
     assert ingest_home.stores.vectors.count() == 0
     item = ingest_home.stores.catalog.get("x")
     assert item is not None and item.status is ItemStatus.DELETED

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fashion_search.errors import InvalidInput, NotFound, StaleEvent
+from fashion_search.errors import InvalidInput, NotFound
 from fashion_search.ingest.batch import IngestBatch, Verdict, error_detail
 from fashion_search.ingest.events import BlobEvent, EventKind, latest_per_image
 from fashion_search.ingest.ledger import Claim, EventLedger
@@ -25,7 +25,7 @@ from fashion_search.ingest.metadata import tags_from_user_metadata
 from fashion_search.ingest.outcome import IngestOutcome, OutcomeReason, OutcomeStatus
 from fashion_search.ingest.removes import apply_removes
 from fashion_search.ingest.tags import TagPredictor, VocabularyCache
-from fashion_search.ingest.writes import Create, catalog_item, write_indexed
+from fashion_search.ingest.writes import Create, catalog_item, put_if_newer, write_indexed
 from fashion_search.model.base import Embedder
 from fashion_search.types import BlobInfo, CatalogItem, ItemStatus
 
@@ -316,20 +316,19 @@ class Ingestor:
         """A bad object: catalog FAILED with the reason's text (for people), the old picture's
         vector deleted; no retry."""
         c.vector = None
-        reason = code.describe(detail)
-        try:
-            self._stores.catalog.put_if_newer(
-                catalog_item(c, ItemStatus.FAILED, model_id=None, reason=reason)
-            )
-            if c.stored is not None and c.stored.status is ItemStatus.INDEXED:
-                # The key now holds a bad object: the old picture must stop matching.
+        failed = catalog_item(c, ItemStatus.FAILED, model_id=None, reason=code.describe(detail))
+        if (
+            put_if_newer(self._stores, batch, c.index, failed, on_error=_R.VERDICT_NOT_SAVED)
+            is None
+        ):
+            return
+        if c.stored is not None and c.stored.status is ItemStatus.INDEXED:
+            # The key now holds a bad object: the old picture must stop matching.
+            try:
                 self._stores.vectors.delete([c.image_id], namespace=self._stores.namespace)
-        except StaleEvent:
-            batch.record(c.index, _S.SKIPPED, _R.STALE)
-            return
-        except Exception as exc:
-            batch.record(c.index, _S.RETRY, _R.VERDICT_NOT_SAVED, error_detail(exc))
-            return
+            except Exception as exc:
+                batch.record(c.index, _S.RETRY, _R.VERDICT_NOT_SAVED, error_detail(exc))
+                return
         batch.record(c.index, _S.FAILED, code, detail)
 
     def _write(self, batch: IngestBatch, ready: list[Create]) -> None:

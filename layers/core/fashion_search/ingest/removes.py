@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fashion_search.errors import StaleEvent
 from fashion_search.ingest.batch import IngestBatch, error_detail
 from fashion_search.ingest.events import BlobEvent
 from fashion_search.ingest.outcome import OutcomeReason, OutcomeStatus
+from fashion_search.ingest.writes import put_if_newer
 from fashion_search.types import CatalogItem, ItemStatus
 
 if TYPE_CHECKING:
@@ -45,13 +45,7 @@ def apply_removes(
                 version_id=ev.version_id,
                 ordering_token=token,
             )
-            try:
-                stores.catalog.put_if_newer(tomb)
-            except StaleEvent:
-                batch.record(i, _S.SKIPPED, _R.STALE)
-                continue
-            except Exception as exc:
-                batch.record(i, _S.RETRY, _R.CATALOG_WRITE, error_detail(exc))
+            if put_if_newer(stores, batch, i, tomb) is None:
                 continue
         # A replayed delete still deletes: the first attempt may have died between the
         # tombstone and the vector delete. Deleting a missing id is a no-op.

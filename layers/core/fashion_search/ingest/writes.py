@@ -60,6 +60,25 @@ def catalog_item(
     )
 
 
+def put_if_newer(
+    stores: Stores,
+    batch: IngestBatch,
+    i: int,
+    item: CatalogItem,
+    *,
+    on_error: OutcomeReason = _R.CATALOG_WRITE,
+) -> CatalogItem | None:
+    """The catalog write of event ``i``, conditional on its ordering token. None when it did not
+    happen, with event ``i``'s outcome recorded: stale (a newer event holds the item) or retry."""
+    try:
+        return stores.catalog.put_if_newer(item)
+    except StaleEvent:
+        batch.record(i, _S.SKIPPED, _R.STALE)
+    except Exception as exc:
+        batch.record(i, _S.RETRY, on_error, error_detail(exc))
+    return None
+
+
 def write_indexed(
     stores: Stores, batch: IngestBatch, ready: list[Create], *, model_id: str, upsert_chunk: int
 ) -> None:
@@ -67,17 +86,10 @@ def write_indexed(
     for c in ready:
         if c.vector is None:
             continue
-        try:
-            stored = stores.catalog.put_if_newer(
-                catalog_item(c, ItemStatus.PENDING, model_id=model_id)
-            )
-        except StaleEvent:
-            batch.record(c.index, _S.SKIPPED, _R.STALE)
-            continue
-        except Exception as exc:
-            batch.record(c.index, _S.RETRY, _R.CATALOG_WRITE, error_detail(exc))
-            continue
-        records.append((c, vector_record(stored, c.vector)))
+        pending = catalog_item(c, ItemStatus.PENDING, model_id=model_id)
+        stored = put_if_newer(stores, batch, c.index, pending)
+        if stored is not None:
+            records.append((c, vector_record(stored, c.vector)))
     for start in range(0, len(records), upsert_chunk):
         chunk = records[start : start + upsert_chunk]
         try:
