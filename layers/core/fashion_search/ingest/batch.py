@@ -36,42 +36,58 @@ class Verdict(NamedTuple):
     detail: str | None = None
 
 
+# Outcomes decided by the ledger itself: no claim of ours is held for those events.
+_UNCLAIMED = frozenset(
+    {OutcomeReason.LEDGER_DONE, OutcomeReason.LEDGER_BUSY, OutcomeReason.LEDGER_ERROR}
+)
+
+
 @dataclass(slots=True)
 class IngestBatch:
-    """The events of one ``Ingestor.handle`` call and their outcomes, by position."""
+    """The events of one ``Ingestor.handle`` call and their outcomes, by position. Each stage
+    records the outcome of every event it drops; what reaches the end was indexed or deleted."""
 
     events: Sequence[BlobEvent]
     prefix: str  # the home's ingest prefix: an image id is the key without it
     _outcomes: dict[int, IngestOutcome] = field(default_factory=dict)
-    _unclaimed: set[int] = field(default_factory=set)  # never claimed in the ledger
 
     def image_id(self, ev: BlobEvent) -> str:
         return ev.image_id(self.prefix)
 
-    def record(
-        self,
-        i: int,
-        status: OutcomeStatus,
-        code: OutcomeReason | None = None,
-        detail: str | None = None,
-        *,
-        claimed: bool = True,
+    def skipped(self, i: int, code: OutcomeReason, detail: str | None = None) -> None:
+        self._record(i, OutcomeStatus.SKIPPED, code, detail)
+
+    def retry(self, i: int, code: OutcomeReason, detail: str | None = None) -> None:
+        self._record(i, OutcomeStatus.RETRY, code, detail)
+
+    def failed(self, i: int, code: OutcomeReason, detail: str | None = None) -> None:
+        self._record(i, OutcomeStatus.FAILED, code, detail)
+
+    def done(self, i: int, status: OutcomeStatus) -> None:
+        """Indexed or deleted: nothing to explain."""
+        self._record(i, status, None, None)
+
+    def record(self, i: int, verdict: Verdict) -> None:
+        self._record(i, verdict.status, verdict.code, verdict.detail)
+
+    def outcomes(self) -> list[IngestOutcome]:
+        """One outcome per event, in input order."""
+        return [self._outcomes[i] for i in range(len(self.events))]
+
+    def claimed(self) -> list[IngestOutcome]:
+        """The outcomes of the events this batch claimed in the ledger (to complete or release)."""
+        return [o for o in self.outcomes() if o.code not in _UNCLAIMED]
+
+    def _record(
+        self, i: int, status: OutcomeStatus, code: OutcomeReason | None, detail: str | None
     ) -> None:
-        """Event ``i``'s outcome (logged as it is recorded). ``claimed=False``: the ledger holds
-        no claim of ours for it, so settling the ledger must leave it alone."""
         ev = self.events[i]
         outcome = IngestOutcome(ev, self.image_id(ev), status, code, detail)
         self._outcomes[i] = outcome
-        if not claimed:
-            self._unclaimed.add(i)
         reason = outcome.reason
-        level = (
-            logging.WARNING
-            if status in (OutcomeStatus.RETRY, OutcomeStatus.FAILED)
-            else logging.INFO
-        )
+        problem = status in (OutcomeStatus.RETRY, OutcomeStatus.FAILED)
         log.log(
-            level,
+            logging.WARNING if problem else logging.INFO,
             "ingest %s %s: %s%s",  # the key and the reason too, for a plain-text log
             ev.kind.value,
             status.value,
@@ -85,11 +101,3 @@ class IngestBatch:
                 "reason_code": code.value if code is not None else None,
             },
         )
-
-    def outcomes(self) -> list[IngestOutcome]:
-        """One outcome per event, in input order (every stage records each event it drops)."""
-        return [self._outcomes[i] for i in range(len(self.events))]
-
-    def claimed(self) -> list[IngestOutcome]:
-        """The outcomes of the events this batch claimed in the ledger (to complete or release)."""
-        return [o for i, o in sorted(self._outcomes.items()) if i not in self._unclaimed]

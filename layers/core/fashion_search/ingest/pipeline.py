@@ -77,7 +77,7 @@ class Ingestor:
         batch = IngestBatch(events, self._stores.ingest_prefix)
         ordered, superseded = latest_per_image(self._admit(batch), batch.prefix)
         for i, _ in superseded:
-            batch.record(i, _S.SKIPPED, _R.SUPERSEDED)
+            batch.skipped(i, _R.SUPERSEDED)
         stored = self._stored(batch, ordered)
         if stored is not None:
             removes = [(i, ev) for i, ev in ordered if ev.kind is _K.REMOVED]
@@ -94,7 +94,7 @@ class Ingestor:
         live: list[tuple[int, BlobEvent]] = []
         for i, ev in enumerate(batch.events):
             if batch.prefix and not ev.key.startswith(batch.prefix):
-                batch.record(i, _S.SKIPPED, _R.OUTSIDE_PREFIX, repr(batch.prefix))
+                batch.skipped(i, _R.OUTSIDE_PREFIX, repr(batch.prefix))
             elif self._claim(batch, i, ev) is Claim.NEW:
                 live.append((i, ev))
         return live
@@ -105,12 +105,12 @@ class Ingestor:
         try:
             claim = self.ledger.claim(ev)
         except Exception as exc:
-            batch.record(i, _S.RETRY, _R.LEDGER_ERROR, error_detail(exc), claimed=False)
+            batch.retry(i, _R.LEDGER_ERROR, error_detail(exc))
             return Claim.BUSY
         if claim is Claim.BUSY:
-            batch.record(i, _S.RETRY, _R.LEDGER_BUSY, claimed=False)
+            batch.retry(i, _R.LEDGER_BUSY)
         elif claim is Claim.DONE:
-            batch.record(i, _S.SKIPPED, _R.LEDGER_DONE, claimed=False)
+            batch.skipped(i, _R.LEDGER_DONE)
         return claim
 
     def _settle_ledger(self, batch: IngestBatch) -> None:
@@ -138,7 +138,7 @@ class Ingestor:
         except Exception as exc:
             log.warning("catalog read failed for the batch: %s", error_detail(exc))
             for i, _ in ordered:
-                batch.record(i, _S.RETRY, _R.CATALOG_READ, error_detail(exc))
+                batch.retry(i, _R.CATALOG_READ, error_detail(exc))
             return None
 
     # -- creates -----------------------------------------------------------------------------
@@ -155,7 +155,7 @@ class Ingestor:
             c = Create(index=i, event=ev, image_id=iid, stored=stored.get(iid))
             skip = self._replay_or_stale(c)
             if skip is not None:
-                batch.record(i, *skip)
+                batch.record(i, skip)
             else:
                 pending.append(c)
         with ThreadPoolExecutor(max_workers=max(1, self._read_workers)) as pool:
@@ -168,7 +168,7 @@ class Ingestor:
             elif verdict.status is _S.FAILED:
                 self._fail(batch, c, verdict.code, verdict.detail)
             else:
-                batch.record(c.index, *verdict)
+                batch.record(c.index, verdict)
         self._embed(batch, ready)
         self._write(batch, [c for c in ready if c.vector is not None])
 
@@ -259,7 +259,7 @@ class Ingestor:
                 result = self._embedder.embed_images([c.data for c in todo])
             except Exception as exc:
                 for c in todo:
-                    batch.record(c.index, _S.RETRY, _R.EMBED, error_detail(exc))
+                    batch.retry(c.index, _R.EMBED, error_detail(exc))
                     c.data = b""
                 return
             for n, c in enumerate(todo):
@@ -327,9 +327,9 @@ class Ingestor:
             try:
                 self._stores.vectors.delete([c.image_id], namespace=self._stores.namespace)
             except Exception as exc:
-                batch.record(c.index, _S.RETRY, _R.VERDICT_NOT_SAVED, error_detail(exc))
+                batch.retry(c.index, _R.VERDICT_NOT_SAVED, error_detail(exc))
                 return
-        batch.record(c.index, _S.FAILED, code, detail)
+        batch.failed(c.index, code, detail)
 
     def _write(self, batch: IngestBatch, ready: list[Create]) -> None:
         write_indexed(

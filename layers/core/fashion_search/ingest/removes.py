@@ -31,7 +31,7 @@ def apply_removes(
         cur = stored.get(iid)
         token = ev.ordering_token
         if cur is not None and cur.ordering_token > token:
-            batch.record(i, _S.SKIPPED, _R.STALE)
+            batch.skipped(i, _R.STALE)
             continue
         replay = (
             cur is not None and cur.status is ItemStatus.DELETED and cur.ordering_token == token
@@ -56,10 +56,10 @@ def apply_removes(
             stores.vectors.delete(ids[start : start + DELETE_CHUNK], namespace=stores.namespace)
     except Exception as exc:
         for i, _, _ in to_delete:
-            batch.record(i, _S.RETRY, _R.VECTOR_DELETE, error_detail(exc))
+            batch.retry(i, _R.VECTOR_DELETE, error_detail(exc))
         return
     for i, _, replay in to_delete:
         if replay:
-            batch.record(i, _S.SKIPPED, _R.ALREADY_DELETED)
+            batch.skipped(i, _R.ALREADY_DELETED)
         else:
-            batch.record(i, _S.DELETED)
+            batch.done(i, _S.DELETED)

@@ -73,9 +73,9 @@ def put_if_newer(
     try:
         return stores.catalog.put_if_newer(item)
     except StaleEvent:
-        batch.record(i, _S.SKIPPED, _R.STALE)
+        batch.skipped(i, _R.STALE)
     except Exception as exc:
-        batch.record(i, _S.RETRY, on_error, error_detail(exc))
+        batch.retry(i, on_error, error_detail(exc))
     return None
 
 
@@ -97,7 +97,7 @@ def write_indexed(
         except Exception as exc:
             # The items stay PENDING with their embedding: the retry (or reconcile) finishes.
             for c, _ in chunk:
-                batch.record(c.index, _S.RETRY, _R.VECTOR_UPSERT, error_detail(exc))
+                batch.retry(c.index, _R.VECTOR_UPSERT, error_detail(exc))
             continue
         for c, _ in chunk:
             _mark_indexed(stores, batch, c, model_id=model_id)
@@ -119,11 +119,11 @@ def _mark_indexed(stores: Stores, batch: IngestBatch, c: Create, *, model_id: st
             if cur is None or cur.status is ItemStatus.DELETED:
                 stores.vectors.delete([c.image_id], namespace=stores.namespace)
         except Exception as exc:
-            batch.record(c.index, _S.RETRY, _R.CLEANUP, error_detail(exc))
+            batch.retry(c.index, _R.CLEANUP, error_detail(exc))
             return
-        batch.record(c.index, _S.SKIPPED, _R.STALE_MEANWHILE)
+        batch.skipped(c.index, _R.STALE_MEANWHILE)
         return
     except Exception as exc:
-        batch.record(c.index, _S.RETRY, _R.CATALOG_WRITE, error_detail(exc))
+        batch.retry(c.index, _R.CATALOG_WRITE, error_detail(exc))
         return
-    batch.record(c.index, _S.INDEXED)
+    batch.done(c.index, _S.INDEXED)
