@@ -6,11 +6,12 @@ deployed: each ``AWS::Serverless::Function`` (CodeUri, Handler, Layers) and each
 
 Two targets:
 
-``release``  what Lambda runs (python3.12, manylinux x86_64 wheels): third-party layers through
-             ``make -C layers/deps build-<LogicalId>``, the very targets ``sam build`` runs.
+``release``  what Lambda runs (python3.12, manylinux x86_64 wheels): every layer through its
+             ContentUri's ``make build-<LogicalId>``, the very targets ``sam build`` runs
+             (layers/deps for third-party packages, layers/core for the runtime code).
 ``local``    the same pinned lists for the running interpreter (copied from its environment
-             where the versions match, else installed by pip), plus a stand-in for the
-             runtime's own boto3.
+             where the versions match, else installed by pip), the core layer by its Makefile,
+             plus a stand-in for the runtime's own boto3.
              The build-and-import test uses it.
 
 Output mirrors ``.aws-sam/build``: ``OUT/<FunctionId>/`` holds the code, ``OUT/<LayerId>/python/``
@@ -129,20 +130,30 @@ def _stamp(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def _make(layer: LayerSpec, dest: Path) -> None:
+    """``make build-<LogicalId>`` in the layer's ContentUri, as ``sam build`` runs it."""
+    cmd = ["make", "-s", "-C", str(layer.content_uri), f"build-{layer.logical_id}"]
+    cmd += [f"ARTIFACTS_DIR={dest}", f"PYTHON={sys.executable}"]
+    # Fail fast when the package index is unreachable (pip retries 5 times by default).
+    env = {"PIP_RETRIES": "1", "PIP_TIMEOUT": "20", **os.environ}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode != 0:
+        raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+
+
 def build_layer(layer: LayerSpec, out: Path, *, target: str) -> Path:
     """Build one layer into ``out/<LogicalId>``; third-party layers are reused while their
     inputs (requirements, Makefile, target, interpreter) are unchanged."""
     dest = out / layer.logical_id
     python_dir = dest / "python"
-    if layer.build_method.startswith("python"):
-        # BuildMethod python3.x with no requirements file: SAM copies ContentUri into python/.
-        shutil.rmtree(dest, ignore_errors=True)
-        for child in sorted(layer.content_uri.iterdir()):
-            if child.is_dir() and child.name not in _SKIP_NAMES and child.suffix != ".egg-info":
-                _copytree(child, python_dir / child.name)
-        return dest
     if layer.build_method != "makefile":
         raise BuildError(f"{layer.logical_id}: unsupported BuildMethod {layer.build_method}")
+    if layer.content_uri != DEPS_DIR:
+        # The project's own code (CoreLayer): its Makefile copies the runtime packages only, the
+        # same for both targets. Rebuilt every time: the code changes, and copying is cheap.
+        shutil.rmtree(dest, ignore_errors=True)
+        _make(layer, dest)
+        return dest
     req = layer.content_uri / layer.logical_id.removesuffix("Layer").lower() / "requirements.txt"
     if not req.is_file():
         raise BuildError(f"{layer.logical_id}: expected its pins in {req}")
@@ -153,13 +164,7 @@ def build_layer(layer: LayerSpec, out: Path, *, target: str) -> Path:
         return dest
     shutil.rmtree(dest, ignore_errors=True)
     if target == "release":
-        cmd = ["make", "-s", "-C", str(layer.content_uri), f"build-{layer.logical_id}"]
-        cmd += [f"ARTIFACTS_DIR={dest}", f"PYTHON={sys.executable}"]
-        # Fail fast when the package index is unreachable (pip retries 5 times by default).
-        env = {"PIP_RETRIES": "1", "PIP_TIMEOUT": "20", **os.environ}
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-        if proc.returncode != 0:
-            raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+        _make(layer, dest)
     else:
         copy_installed(read_pins(req), python_dir)
         _prune(python_dir)
