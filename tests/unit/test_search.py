@@ -1,4 +1,4 @@
-"""The search core: weights, base64, own-image exclusion, stored embeddings, catalog join."""
+"""The search core: weights, own-image exclusion, stored embeddings, catalog join."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge
 from fashion_search.home import Stores, open_stores
 from fashion_search.model.embedder import OnnxClipEmbedder
-from fashion_search.search import Query, Searcher, combine, decode_base64_image
+from fashion_search.query import Query
+from fashion_search.search import Searcher, combine
 from fashion_search.types import ItemStatus
 
 from tests.unit.api.conftest import api_settings, fill, make_image
@@ -51,33 +52,6 @@ def test_combine_refuses_vectors_that_cancel() -> None:
     v = np.array([0.6, 0.8], np.float32)
     with pytest.raises(InvalidInput, match="cancel"):
         combine([(1.0, v), (-1.0, v)])
-
-
-@pytest.mark.parametrize(
-    "encode",
-    [
-        lambda d: base64.b64encode(d).decode(),
-        lambda d: base64.urlsafe_b64encode(d).decode(),
-        lambda d: base64.urlsafe_b64encode(d).decode().rstrip("="),
-        lambda d: "data:image/jpeg;base64," + base64.b64encode(d).decode(),
-        lambda d: "\n".join(base64.encodebytes(d).decode().splitlines()),  # MIME line breaks
-    ],
-)
-def test_base64_variants_decode(encode: object) -> None:
-    data = bytes(range(256)) * 3 + b"\xfb\xff"  # exercises + / and - _
-    assert decode_base64_image(encode(data), max_bytes=10_000) == data  # type: ignore[operator]
-
-
-@pytest.mark.parametrize("bad", ["", "abc$", "a", "ab==cd", "data:image/png;base64,"])
-def test_malformed_base64_names_the_field(bad: str) -> None:
-    with pytest.raises(InvalidInput) as info:
-        decode_base64_image(bad, max_bytes=100)
-    assert info.value.field == "image_base64"
-
-
-def test_base64_over_the_cap_is_too_large() -> None:
-    with pytest.raises(PayloadTooLarge):
-        decode_base64_image(base64.b64encode(b"x" * 2000).decode(), max_bytes=1000)
 
 
 def test_every_catalog_copy_of_the_query_image_is_excluded(

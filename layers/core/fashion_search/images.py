@@ -7,14 +7,16 @@ picture (EXIF orientation applied, alpha flattened on white, frame 0 of animatio
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Final
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from fashion_search.errors import InvalidImage, PayloadTooLarge
+from fashion_search.errors import InvalidImage, InvalidInput, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,29 @@ def decode_image(
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Truncated data, corrupt chunks, bad headers.
         raise InvalidImage(f"image could not be decoded: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A decoded query picture and the sha256 of the bytes it came from (the catalog finds
+    byte-identical copies by it)."""
+
+    image: Image.Image
+    sha256: str
+
+
+def decode_picture(
+    data: bytes, *, field: str, max_bytes: int, max_pixels: int, target_size: int | None
+) -> Picture:
+    """``decode_image`` for a query's upload: a refusal names ``field``, the part it came in."""
+    try:
+        image = decode_image(
+            data, max_bytes=max_bytes, max_pixels=max_pixels, target_size=target_size
+        )
+    except InvalidInput as exc:
+        exc.field = field
+        raise
+    return Picture(image, hashlib.sha256(data).hexdigest())
 
 
 def _check_pixels(img: Image.Image, max_pixels: int) -> None:

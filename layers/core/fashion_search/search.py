@@ -16,11 +16,8 @@ catalog item with the same functions, so both homes rank the same way (docs/sear
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
-import re
 import threading
 import time
 import unicodedata
@@ -31,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge
+from fashion_search.images import Picture
 from fashion_search.ingest.documents import document_vector, lexical_text
 from fashion_search.lexical import (
     LexicalStats,
@@ -42,6 +40,7 @@ from fashion_search.lexical import (
     tokenize,
 )
 from fashion_search.model.base import Embedder, l2_normalise
+from fashion_search.query import Query
 from fashion_search.settings import Settings
 from fashion_search.stores.catalog import LexicalCatalog
 from fashion_search.stores.filters import matches
@@ -75,7 +74,6 @@ RERANK_EXTRA = 20
 COMMON_SHARE = 0.25
 # Calibration, example queries and fitted statistics move with the catalog, slowly.
 _CAL_TTL_S = 600.0
-_DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.IGNORECASE)
 
 
 @dataclass(slots=True, frozen=True)
@@ -104,24 +102,6 @@ class SearchResult:
     alpha: float | None = None
 
 
-@dataclass(slots=True)
-class Query:
-    """A multimodal query; at least one of image/text must be present."""
-
-    text: str | None = None
-    negative_text: str | None = None
-    image: bytes | None = None
-    image_url: str | None = None
-    image_id: str | None = None
-    w_image: float = 1.0
-    w_text: float = 1.0
-    w_negative: float = 0.5
-    top_k: int | None = None
-    filters: Filter | None = None
-    # Dense vs lexical weight for the text (None: the settings' default); 1 = dense only.
-    alpha: float | None = None
-
-
 def has_visible_text(value: str) -> bool:
     """True when ``value`` has a character a person can see (not only NUL, U+FEFF, spaces...)."""
     return any(
@@ -130,25 +110,6 @@ def has_visible_text(value: str) -> bool:
         and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
         for ch in value
     )
-
-
-def decode_base64_image(value: str, *, max_bytes: int, field_name: str = "image_base64") -> bytes:
-    """Standard or URL-safe base64, padded or not, with or without a ``data:image/..`` prefix."""
-    text = _DATA_URL.sub("", value.strip(), count=1)
-    text = re.sub(r"\s+", "", text)
-    if not text:
-        raise InvalidInput(f"{field_name} is empty", field=field_name)
-    if len(text) * 3 // 4 > max_bytes + 3:
-        raise PayloadTooLarge(
-            f"{field_name} decodes to more than {max_bytes} bytes", field=field_name
-        )
-    if not re.fullmatch(r"[A-Za-z0-9+/_-]+={0,2}", text):
-        raise InvalidInput(f"{field_name} is not valid base64", field=field_name)
-    text = text.replace("-", "+").replace("_", "/").rstrip("=")
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"{field_name} is not valid base64", field=field_name) from exc
 
 
 class Searcher:
@@ -183,21 +144,21 @@ class Searcher:
         filters: Filter | None = None,
         alpha: float | None = None,
     ) -> SearchResult:
-        k = 1 if top_k is None else top_k
-        return self.search(Query(text=text, w_image=0.0, top_k=k, filters=filters, alpha=alpha))
+        return self.search(
+            Query(text=text, w_image=0.0, top_k=top_k, filters=filters, alpha=alpha)
+        )
 
     def by_image(
         self, image: bytes, *, top_k: int | None = None, filters: Filter | None = None
     ) -> SearchResult:
-        k = 3 if top_k is None else top_k
-        return self.search(Query(image=image, w_text=0.0, top_k=k, filters=filters))
+        return self.search(Query(image=image, w_text=0.0, top_k=top_k, filters=filters))
 
     def search(self, q: Query) -> SearchResult:
         start = time.perf_counter()
         self._check_query(q)
         filters = self.validate_filters(q.filters)
-        has_image = any(x is not None for x in (q.image, q.image_url, q.image_id))
-        top_k = q.top_k if q.top_k is not None else (3 if has_image else 1)
+        has_image = q.has_image
+        top_k = q.resolved_top_k()
         self._check_top_k(top_k)
         parts: list[tuple[float, Vector]] = []
         exclude: set[str] = set()
@@ -334,7 +295,7 @@ class Searcher:
             raise InvalidInput("give at most one of image, image_url, image_id", field=sources[1])
         if not sources and q.text is None:
             raise InvalidInput("a query needs an image or a text", field="text")
-        if q.image is not None and len(q.image) > self.settings.limits.max_upload_bytes:
+        if isinstance(q.image, bytes) and len(q.image) > self.settings.limits.max_upload_bytes:
             cap = self.settings.limits.max_upload_bytes
             raise PayloadTooLarge(f"the image is over {cap} bytes", field="file")
         for name in ("w_image", "w_text", "w_negative"):
@@ -355,10 +316,11 @@ class Searcher:
             return self._stored_vector(q.image_id)
         data = self._fetch(q.image_url) if q.image_url is not None else q.image
         assert data is not None  # search() calls this only with an image source
-        embedded = self.embedder.embed_images([data])
+        picture = data.image if isinstance(data, Picture) else data
+        embedded = self.embedder.embed_images([picture])
         if not embedded.ok(0):
             raise embedded.errors[0]
-        digest = hashlib.sha256(data).hexdigest()
+        digest = data.sha256 if isinstance(data, Picture) else hashlib.sha256(data).hexdigest()
         exclude = {item.image_id for item in self.stores.catalog.find_by_hash(digest)}
         return embedded.vectors[0], exclude
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fashion_search.api import errors
@@ -18,7 +18,7 @@ from fashion_search.api.auth import ApiKeyChecker
 from fashion_search.api.body import BodyLimitMiddleware, body_cap
 from fashion_search.api.deps import SearcherProvider, build_searcher
 from fashion_search.api.routes import files, health, images, search
-from fashion_search.api.schemas import SearchQuery, SimilarQuery, TextQuery
+from fashion_search.api.schemas import REQUEST_MODELS
 from fashion_search.search import Searcher
 from fashion_search.settings import Home, Settings
 
@@ -26,9 +26,6 @@ DESCRIPTION = """Search a fashion catalog by text, by image, or both.
 
 Send the `X-API-Key` header on every route except `/health`, `/docs`, `/redoc` and `/files`.
 Every error has the body `{"error": {"code", "message", "field"}}`."""
-
-# Request bodies parsed by hand (JSON or multipart on one route) are added to the components.
-_REQUEST_MODELS: tuple[type[BaseModel], ...] = (TextQuery, SimilarQuery, SearchQuery)
 
 
 def create_app(
@@ -105,6 +102,9 @@ class RootPathMiddleware:
 
 
 def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """FastAPI's document, plus the request models: a route that takes JSON or multipart reads
+    its body itself (``api/body.py``), so FastAPI does not see its models; each operation refers
+    to them (``routes/search.py``) and here they join the components, as pydantic writes them."""
     schema = get_openapi(
         title=app.title,
         version=app.version,
@@ -112,29 +112,30 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
         routes=app.routes,
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in _REQUEST_MODELS:
-        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(js.pop("$defs", {}))
-        components[model.__name__] = js
-    # Limits that depend on settings, so generated clients (and schemathesis) know them.
-    limits = settings.limits
-    for name in ("TextQuery", "SimilarQuery", "SearchQuery"):
-        props = components[name]["properties"]
-        _set_max(props.get("top_k"), "maximum", limits.max_top_k)
-        for text in ("text", "negative_text"):
-            _set_max(props.get(text), "maxLength", limits.max_text_chars)
-    for path in ("/get_similar_images", "/search"):
-        form = schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
-        props = form["schema"]["properties"]
-        _set_max(props.get("top_k"), "maximum", limits.max_top_k)
-        for text in ("text", "negative_text"):
-            _set_max(props.get(text), "maxLength", limits.max_text_chars)
+    _, defs = models_json_schema(
+        [(model, "validation") for model in REQUEST_MODELS],
+        ref_template="#/components/schemas/{model}",
+    )
+    requests = defs.get("$defs", {})
+    _with_settings(requests, settings)
+    components.update(requests)
     return schema
 
 
-def _set_max(prop: dict[str, Any] | None, key: str, value: int) -> None:
-    if prop is None:
-        return
-    for option in prop.get("anyOf", [prop]):
-        if option.get("type") in ("integer", "string"):
-            option[key] = value
+def _with_settings(models: dict[str, Any], settings: Settings) -> None:
+    """What this deployment's settings decide, so generated clients (and schemathesis) know it:
+    the limits the ``Searcher`` enforces, and alpha's default (``null`` means the setting)."""
+    limits = settings.limits
+    bounds = {
+        "top_k": ("maximum", limits.max_top_k),
+        "text": ("maxLength", limits.max_text_chars),
+        "negative_text": ("maxLength", limits.max_text_chars),
+    }
+    for model in models.values():
+        props = model.get("properties", {})
+        for name, (key, value) in bounds.items():
+            for option in props.get(name, {}).get("anyOf", [props.get(name, {})]):
+                if option.get("type") in ("integer", "string"):
+                    option[key] = value
+        if "alpha" in props:
+            props["alpha"]["default"] = settings.search.alpha

@@ -1,4 +1,5 @@
-"""Request bodies: one route may take JSON or multipart, so bodies are parsed here by hand.
+"""Request bodies: one route may take JSON or multipart, so the body is read here and validated
+by the route's model for that content type (``fashion_search.api.schemas``).
 
 Limits: the whole body is capped by ``BodyLimitMiddleware`` (Content-Length checked before
 reading, and counted while streaming, since Content-Length can lie or be absent); a multipart
@@ -8,31 +9,23 @@ form takes one file and a few fields (starlette's ``max_fields`` / ``max_files``
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fashion_search.api.errors import error_response
-from fashion_search.api.schemas import Filters
+from fashion_search.api.schemas import FormBody
 from fashion_search.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=FormBody)
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 MAX_FORM_FIELDS = 16
-# Form fields are parsed as strictly as JSON bodies: ASCII digits only, so "true", "1.0", " 2",
-# "1_0" and other scripts' digits (all accepted by int()/float()) are refused like JSON's true.
-_INT: Final = re.compile(r"-?[0-9]{1,18}")
-_FLOAT: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
-# The JSON parser of the JSON bodies (pydantic-core), with its nesting limit: a form's filters
-# string meets the same limits instead of Python's recursion limit.
-_FILTERS: Final = TypeAdapter(Filters)
 
 
 def body_cap(max_upload_bytes: int) -> int:
@@ -67,62 +60,50 @@ async def read_json(request: Request, model: type[M]) -> M:
         raise validation_error(exc) from exc
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(request: Request, model: type[F], *, max_file_bytes: int) -> F:
+    """The form validated by ``model``: its file parts read (up to ``max_file_bytes``), its text
+    fields parsed as strictly as JSON (the model's types say how)."""
     try:
-        return await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
+        form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
     except HTTPException as exc:  # starlette's MultiPartException (too many fields, malformed)
         raise InvalidInput(f"malformed multipart body: {exc.detail}", field=None) from exc
-
-
-async def form_file(form: FormData, name: str, *, max_bytes: int) -> bytes | None:
-    value = form.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, UploadFile):
-        raise InvalidInput(f"{name} must be a file part", field=name)
-    data = await value.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"the upload is over {max_bytes} bytes", field=name)
-    return data
-
-
-def form_value(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be a text field", field=name)
-    return value
-
-
-def form_int(form: FormData, name: str) -> int | None:
-    value = form_value(form, name)
-    if value is None:
-        return None
-    if not _INT.fullmatch(value):
-        raise InvalidInput(f"{name} must be an integer (ASCII digits)", field=name)
-    return int(value)
-
-
-def form_float(form: FormData, name: str) -> float | None:
-    value = form_value(form, name)
-    if value is None:
-        return None
-    number = float(value) if _FLOAT.fullmatch(value) else math.nan
-    if not math.isfinite(number):
-        raise InvalidInput(f"{name} must be a finite decimal number", field=name)
-    return number
-
-
-def form_filters(form: FormData) -> dict[str, Any] | None:
-    value = form_value(form, "filters")
-    if value is None or not value.strip():
-        return None
     try:
-        return _FILTERS.validate_json(value)
+        values = await _form_values(form, model, max_file_bytes=max_file_bytes)
+    finally:
+        await form.close()
+    try:
+        return model.model_validate(values)
     except ValidationError as exc:
-        why = exc.errors()[0]["msg"]
-        raise InvalidInput(f"filters must be a JSON object: {why}", field="filters") from exc
+        raise validation_error(exc) from exc
+
+
+async def _form_values(form: FormData, model: type[F], *, max_file_bytes: int) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in form.items():
+        if name not in model.model_fields:
+            continue  # a form's unknown fields are ignored
+        is_file = isinstance(value, UploadFile)
+        if is_file != (name in model.FILES):
+            kind = "a file part" if name in model.FILES else "a text field"
+            raise InvalidInput(f"{name} must be {kind}", field=name)
+        if isinstance(value, UploadFile):
+            data = await value.read(max_file_bytes + 1)
+            if len(data) > max_file_bytes:
+                raise PayloadTooLarge(f"the upload is over {max_file_bytes} bytes", field=name)
+            values[name] = data
+        else:
+            values[name] = value
+    return values
+
+
+async def read_body(
+    request: Request, json_model: type[M], form_model: type[F], *, max_file_bytes: int
+) -> M | F:
+    """The body as ``json_model`` (JSON) or ``form_model`` (multipart), by its Content-Type."""
+    kind = require_media_type(request, JSON, MULTIPART)
+    if kind == MULTIPART:
+        return await read_form(request, form_model, max_file_bytes=max_file_bytes)
+    return await read_json(request, json_model)
 
 
 class BodyLimitMiddleware:

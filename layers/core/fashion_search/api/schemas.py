@@ -1,10 +1,31 @@
-"""Request and response models of the HTTP API (the contract the Streamlit app codes against)."""
+"""Request and response models of the HTTP API (the contract the Streamlit app codes against).
+
+The request models are the API's query contract: each body (JSON, or a multipart form) is one
+model, validated by pydantic, documented in the OpenAPI document from the same model, with its
+defaults taken from the core (``fashion_search.query``), and turned into the core's ``Query`` by
+its ``to_query()``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import re
+from typing import Annotated, Any, ClassVar, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from fashion_search.api.uploads import Uploads
+from fashion_search.errors import InvalidInput
+from fashion_search.query import TOP_K_IMAGE, TOP_K_TEXT, W_IMAGE, W_NEGATIVE, W_TEXT, Query
 
 Filters = dict[str, Any]
 
@@ -20,17 +41,88 @@ _ALPHA = (
     "score of the query's words in the product's name and tags. 1 = the picture only, 0 = the "
     "words only; default: the server's (FASHION_SEARCH_SEARCH__ALPHA)."
 )
+_SEARCH_TOP_K = f"{_TOP_K} Default {TOP_K_IMAGE} with an image, else {TOP_K_TEXT}."
+_WEIGHT = "Relative weight (0..100) of the {} in q = image + text - negative (docs/api.md)."
+_FILE = "The query picture (jpeg, png, webp, gif, bmp, tiff)."
+
+# The names of the fields that hold a query picture, per body: a refusal names them.
+FILE_FIELD: Final = "file"
+BASE64_FIELD: Final = "image_base64"
+
+# Form fields are parsed as strictly as JSON bodies: ASCII digits only, so "true", "1.0", " 2",
+# "1_0" and other scripts' digits (all accepted by int()/float()) are refused like JSON's true.
+_INT: Final = re.compile(r"-?[0-9]{1,18}")
+_FLOAT: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+# The JSON parser of the JSON bodies (pydantic-core), with its nesting limit: a form's filters
+# string meets the same limits instead of Python's recursion limit.
+_FILTERS_JSON: Final = TypeAdapter(Filters)
+
+
+def _form_int(value: object) -> object:
+    if isinstance(value, str):
+        if not _INT.fullmatch(value):
+            raise PydanticCustomError("form_int", "must be an integer (ASCII digits)")
+        return int(value)
+    return value
+
+
+def _form_float(value: object) -> object:
+    if isinstance(value, str):
+        number = float(value) if _FLOAT.fullmatch(value) else math.nan
+        if not math.isfinite(number):
+            raise PydanticCustomError("form_float", "must be a finite decimal number")
+        return number
+    return value
+
+
+def _form_filters(value: object) -> object:
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            return _FILTERS_JSON.validate_json(value)
+        except ValidationError as exc:
+            why = str(exc.errors()[0]["msg"])
+            raise PydanticCustomError(
+                "form_filters", "must be a JSON object: {why}", {"why": why}
+            ) from exc
+    return value
+
+
+TopK = Annotated[int, Field(ge=1, strict=True, description=_TOP_K)]
+Weight = Annotated[float, Field(ge=0, le=100, strict=True)]
+Alpha = Annotated[float, Field(ge=0, le=1, description=_ALPHA)]
+FormInt = Annotated[int, BeforeValidator(_form_int)]
+FormFloat = Annotated[float, BeforeValidator(_form_float)]
+FormFilters = Annotated[
+    Filters | None,
+    BeforeValidator(_form_filters),
+    WithJsonSchema({"type": "string", "description": "JSON-encoded filter. " + _FILTERS}),
+]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class FormBody(BaseModel):
+    """A multipart form: fields it does not know are ignored, as they always were."""
+
+    model_config = ConfigDict(extra="ignore")
+    # Its file parts (the rest are text fields).
+    FILES: ClassVar[frozenset[str]] = frozenset({FILE_FIELD})
+
+
 class TextQuery(_Request):
     text: str = Field(description="What to look for, e.g. 'red summer dress'.", min_length=1)
-    top_k: int = Field(default=1, ge=1, strict=True, description=_TOP_K)
+    top_k: TopK = TOP_K_TEXT
     filters: Filters | None = Field(default=None, description=_FILTERS)
-    alpha: float | None = Field(default=None, ge=0, le=1, description=_ALPHA)
+    alpha: Alpha | None = None
+
+    def to_query(self) -> Query:
+        return Query(
+            text=self.text, w_image=0.0, top_k=self.top_k, filters=self.filters, alpha=self.alpha
+        )
 
 
 class SimilarQuery(_Request):
@@ -42,15 +134,48 @@ class SimilarQuery(_Request):
         description="Image bytes as standard or URL-safe base64, optionally a data: URL.",
     )
     image_id: str | None = Field(default=None, description="An image already in the catalog.")
-    top_k: int = Field(default=3, ge=1, strict=True, description=_TOP_K)
+    top_k: TopK = TOP_K_IMAGE
     filters: Filters | None = Field(default=None, description=_FILTERS)
+
+    def to_query(self, uploads: Uploads) -> Query:
+        given = [n for n in ("url", BASE64_FIELD, "image_id") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise InvalidInput(
+                "give exactly one of url, image_base64, image_id",
+                field=given[1] if given else "url",
+            )
+        image = self.image_base64
+        return Query(
+            image=None if image is None else uploads.base64_picture(image, field=BASE64_FIELD),
+            image_url=self.url,
+            image_id=self.image_id,
+            w_text=0.0,
+            top_k=self.top_k,
+            filters=self.filters,
+        )
+
+
+class SimilarForm(FormBody):
+    """``/get_similar_images`` as multipart: the picture and the same options as JSON."""
+
+    file: bytes = Field(description=_FILE)
+    top_k: FormInt = Field(default=TOP_K_IMAGE, ge=1, description=_TOP_K)
+    filters: FormFilters = None
+
+    def to_query(self, uploads: Uploads) -> Query:
+        return Query(
+            image=uploads.picture(self.file, field=FILE_FIELD),
+            w_text=0.0,
+            top_k=self.top_k,
+            filters=self.filters,
+        )
 
 
 class Weights(_Request):
     # strict: a number, never true/false or "1" (an int such as 2 is still a float).
-    image: float = Field(default=1.0, ge=0, le=100, strict=True)
-    text: float = Field(default=1.0, ge=0, le=100, strict=True)
-    negative: float = Field(default=0.5, ge=0, le=100, strict=True)
+    image: Weight = W_IMAGE
+    text: Weight = W_TEXT
+    negative: Weight = W_NEGATIVE
 
 
 class SearchQuery(_Request):
@@ -63,10 +188,73 @@ class SearchQuery(_Request):
     negative_text: str | None = Field(default=None, min_length=1)
     weights: Weights = Field(default_factory=Weights)
     filters: Filters | None = Field(default=None, description=_FILTERS)
-    top_k: int | None = Field(
-        default=None, ge=1, strict=True, description=_TOP_K + " Default 3 with an image, else 1."
+    top_k: TopK | None = Field(default=None, description=_SEARCH_TOP_K)
+    alpha: Alpha | None = None
+
+    def to_query(self, uploads: Uploads) -> Query:
+        image = self.image_base64
+        return Query(
+            text=self.text,
+            negative_text=self.negative_text,
+            image=None if image is None else uploads.base64_picture(image, field=BASE64_FIELD),
+            image_url=self.image_url,
+            image_id=self.image_id,
+            w_image=self.weights.image,
+            w_text=self.weights.text,
+            w_negative=self.weights.negative,
+            top_k=self.top_k,
+            filters=self.filters,
+            alpha=self.alpha,
+        )
+
+
+class SearchForm(FormBody):
+    """``/search`` as multipart: the weights are flat fields (``weight_text``...)."""
+
+    file: bytes | None = Field(default=None, description=_FILE)
+    text: str | None = Field(default=None, min_length=1)
+    negative_text: str | None = Field(default=None, min_length=1)
+    image_url: str | None = None
+    image_id: str | None = None
+    weight_image: FormFloat = Field(
+        default=W_IMAGE, ge=0, le=100, description=_WEIGHT.format("image")
     )
-    alpha: float | None = Field(default=None, ge=0, le=1, description=_ALPHA)
+    weight_text: FormFloat = Field(default=W_TEXT, ge=0, le=100, description=_WEIGHT.format("text"))
+    weight_negative: FormFloat = Field(
+        default=W_NEGATIVE, ge=0, le=100, description=_WEIGHT.format("negative text")
+    )
+    alpha: Annotated[float | None, BeforeValidator(_form_float), Field(ge=0, le=1)] = Field(
+        default=None, description=_ALPHA
+    )
+    top_k: Annotated[int | None, BeforeValidator(_form_int), Field(ge=1)] = Field(
+        default=None, description=_SEARCH_TOP_K
+    )
+    filters: FormFilters = None
+
+    def to_query(self, uploads: Uploads) -> Query:
+        return Query(
+            text=self.text,
+            negative_text=self.negative_text,
+            image=None if self.file is None else uploads.picture(self.file, field=FILE_FIELD),
+            image_url=self.image_url,
+            image_id=self.image_id,
+            w_image=self.weight_image,
+            w_text=self.weight_text,
+            w_negative=self.weight_negative,
+            top_k=self.top_k,
+            filters=self.filters,
+            alpha=self.alpha,
+        )
+
+
+# Every request body, JSON and multipart: the OpenAPI document's components carry them.
+REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
+    TextQuery,
+    SimilarQuery,
+    SimilarForm,
+    SearchQuery,
+    SearchForm,
+)
 
 
 class Hit(BaseModel):
@@ -151,31 +339,3 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
-
-
-# Multipart forms (described in OpenAPI; parsed by hand so one route takes JSON or multipart).
-SIMILAR_FORM: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "top_k": {"type": "integer", "minimum": 1},
-        "filters": {"type": "string", "description": "JSON-encoded filter"},
-    },
-}
-SEARCH_FORM: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "text": {"type": "string", "minLength": 1},
-        "negative_text": {"type": "string", "minLength": 1},
-        "image_url": {"type": "string"},
-        "image_id": {"type": "string"},
-        "weight_image": {"type": "number", "minimum": 0, "maximum": 100},
-        "weight_text": {"type": "number", "minimum": 0, "maximum": 100},
-        "weight_negative": {"type": "number", "minimum": 0, "maximum": 100},
-        "alpha": {"type": "number", "minimum": 0, "maximum": 1},
-        "top_k": {"type": "integer", "minimum": 1},
-        "filters": {"type": "string", "description": "JSON-encoded filter"},
-    },
-}

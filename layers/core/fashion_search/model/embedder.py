@@ -156,6 +156,12 @@ class OnnxClipEmbedder:
             raise BundleError(f"{self.bundle.path}: embedding size unknown (no embed_dim)")
         return self.visual.dim
 
+    @property
+    def image_size(self) -> int:
+        """The model's input side: a caller that decodes pictures itself (the API) decodes
+        JPEGs at a reduced scale that still covers it."""
+        return self.bundle.image_size
+
     def load(self) -> None:
         """Open both sessions and the tokenizer now (cold start), checking they agree.
 

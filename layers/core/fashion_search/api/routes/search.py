@@ -1,38 +1,51 @@
-"""The query routes: text, similar image, and the multimodal ``/search``."""
+"""The query routes: text, similar image, and the multimodal ``/search``.
+
+Each reads its body into the request model for its Content-Type, then the model's ``to_query()``
+(run in the thread pool: it decodes an uploaded picture) gives the ``Searcher`` its ``Query``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from fashion_search.api import body
 from fashion_search.api.deps import ApiKeyDep, SearcherDep, SettingsDep
 from fashion_search.api.errors import ERROR_RESPONSES
 from fashion_search.api.schemas import (
-    SEARCH_FORM,
-    SIMILAR_FORM,
     Hit,
+    SearchForm,
     SearchQuery,
     SearchResponse,
+    SimilarForm,
     SimilarQuery,
     TextQuery,
 )
-from fashion_search.errors import InvalidInput
-from fashion_search.search import Query, SearchResult, decode_base64_image
-from fashion_search.settings import Settings
+from fashion_search.api.uploads import Uploads
+from fashion_search.query import Query
+from fashion_search.search import Searcher, SearchResult
 
 router = APIRouter(tags=["search"], dependencies=[ApiKeyDep], responses=ERROR_RESPONSES)
 
 
-def _request_body(model: str, form: dict[str, Any] | None) -> dict[str, Any]:
-    content: dict[str, Any] = {
-        body.JSON: {"schema": {"$ref": f"#/components/schemas/{model}"}},
-    }
-    if form is not None:
-        content[body.MULTIPART] = {"schema": form}
+class _WithImage(Protocol):
+    def to_query(self, uploads: Uploads) -> Query: ...
+
+
+def request_body(json_model: type[BaseModel], form_model: type[BaseModel] | None = None) -> Any:
+    """The operation's request body, documented from its models (``app.py`` puts every model of
+    ``schemas.REQUEST_MODELS`` in the components)."""
+    content: dict[str, Any] = {body.JSON: {"schema": _ref(json_model)}}
+    if form_model is not None:
+        content[body.MULTIPART] = {"schema": _ref(form_model)}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 def _response(result: SearchResult) -> SearchResponse:
@@ -59,118 +72,44 @@ def _response(result: SearchResult) -> SearchResponse:
     )
 
 
+def _answer(searcher: Searcher, request: _WithImage) -> SearchResponse:
+    query = request.to_query(Uploads.for_searcher(searcher))
+    return _response(searcher.search(query))
+
+
 @router.post(
     "/get_image_by_text",
     response_model=SearchResponse,
     summary="The closest image(s) to a text description",
-    openapi_extra=_request_body("TextQuery", None),
+    openapi_extra=request_body(TextQuery),
 )
 async def get_image_by_text(request: Request, searcher: SearcherDep) -> SearchResponse:
     body.require_media_type(request, body.JSON)
     q = await body.read_json(request, TextQuery)
-    query = Query(text=q.text, w_image=0.0, top_k=q.top_k, filters=q.filters, alpha=q.alpha)
-    return _response(await run_in_threadpool(searcher.search, query))
+    return _response(await run_in_threadpool(searcher.search, q.to_query()))
 
 
 @router.post(
     "/get_similar_images",
     response_model=SearchResponse,
     summary="Images similar to an uploaded image, an image URL, base64 bytes or a catalog id",
-    openapi_extra=_request_body("SimilarQuery", SIMILAR_FORM),
+    openapi_extra=request_body(SimilarQuery, SimilarForm),
 )
 async def get_similar_images(
     request: Request, searcher: SearcherDep, settings: SettingsDep
 ) -> SearchResponse:
-    kind = body.require_media_type(request, body.JSON, body.MULTIPART)
     cap = settings.limits.max_upload_bytes
-    if kind == body.MULTIPART:
-        form = await body.read_form(request)
-        try:
-            data = await body.form_file(form, "file", max_bytes=cap)
-            if data is None:
-                raise InvalidInput("the multipart body needs a file part", field="file")
-            top_k = body.form_int(form, "top_k")
-            query = Query(
-                image=data,
-                w_text=0.0,
-                top_k=3 if top_k is None else top_k,
-                filters=body.form_filters(form),
-            )
-        finally:
-            await form.close()
-    else:
-        q = await body.read_json(request, SimilarQuery)
-        given = [n for n in ("url", "image_base64", "image_id") if getattr(q, n) is not None]
-        if len(given) != 1:
-            raise InvalidInput(
-                "give exactly one of url, image_base64, image_id",
-                field=given[1] if given else "url",
-            )
-        image = _base64(q.image_base64, settings)
-        query = Query(
-            image=image,
-            image_url=q.url,
-            image_id=q.image_id,
-            w_text=0.0,
-            top_k=q.top_k,
-            filters=q.filters,
-        )
-    return _response(await run_in_threadpool(searcher.search, query))
+    q = await body.read_body(request, SimilarQuery, SimilarForm, max_file_bytes=cap)
+    return await run_in_threadpool(_answer, searcher, q)
 
 
 @router.post(
     "/search",
     response_model=SearchResponse,
     summary="Multimodal search: image and/or text, negative text, weights, filters",
-    openapi_extra=_request_body("SearchQuery", SEARCH_FORM),
+    openapi_extra=request_body(SearchQuery, SearchForm),
 )
 async def search(request: Request, searcher: SearcherDep, settings: SettingsDep) -> SearchResponse:
-    kind = body.require_media_type(request, body.JSON, body.MULTIPART)
-    if kind == body.MULTIPART:
-        form = await body.read_form(request)
-        try:
-            query = await _form_query(form, settings)
-        finally:
-            await form.close()
-    else:
-        q = await body.read_json(request, SearchQuery)
-        query = Query(
-            text=q.text,
-            negative_text=q.negative_text,
-            image=_base64(q.image_base64, settings),
-            image_url=q.image_url,
-            image_id=q.image_id,
-            w_image=q.weights.image,
-            w_text=q.weights.text,
-            w_negative=q.weights.negative,
-            top_k=q.top_k,
-            filters=q.filters,
-            alpha=q.alpha,
-        )
-    return _response(await run_in_threadpool(searcher.search, query))
-
-
-async def _form_query(form: Any, settings: Settings) -> Query:
-    defaults = Query()
-    weights = {
-        name: body.form_float(form, f"weight_{name}") for name in ("image", "text", "negative")
-    }
-    return Query(
-        text=body.form_value(form, "text"),
-        negative_text=body.form_value(form, "negative_text"),
-        image=await body.form_file(form, "file", max_bytes=settings.limits.max_upload_bytes),
-        image_url=body.form_value(form, "image_url"),
-        image_id=body.form_value(form, "image_id"),
-        w_image=defaults.w_image if weights["image"] is None else weights["image"],
-        w_text=defaults.w_text if weights["text"] is None else weights["text"],
-        w_negative=defaults.w_negative if weights["negative"] is None else weights["negative"],
-        top_k=body.form_int(form, "top_k"),
-        filters=body.form_filters(form),
-        alpha=body.form_float(form, "alpha"),
-    )
-
-
-def _base64(value: str | None, settings: Settings) -> bytes | None:
-    if value is None:
-        return None
-    return decode_base64_image(value, max_bytes=settings.limits.max_upload_bytes)
+    cap = settings.limits.max_upload_bytes
+    q = await body.read_body(request, SearchQuery, SearchForm, max_file_bytes=cap)
+    return await run_in_threadpool(_answer, searcher, q)
