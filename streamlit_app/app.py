@@ -7,20 +7,21 @@ Run it with ``streamlit run streamlit_app/app.py`` (the API URL and key come fro
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import streamlit as st
 from fsui import cache
 from fsui.client import ApiClient, ApiError
 from fsui.components import empty_state, filter_sidebar, query_preview, results_grid, show_error
 from fsui.config import UiConfig, load_config
-from fsui.models import Query, Result, SearchRequest
+from fsui.models import Query, QueryDefaults, Result, SearchRequest
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 log = logging.getLogger("fashion_search_ui")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif"]
+# The UI's own choices (a grid of 8, at most 6 rows); the API's defaults come from the API.
 MAX_TOP_K = 48
 DEFAULT_TOP_K = 8
-DEFAULT_ALPHA = 0.5  # the API's default (docs/search.md): words and picture count alike
 
 
 def set_query(query: Query) -> None:
@@ -63,37 +64,62 @@ def image_source(upload: UploadedFile | None, url: str, config: UiConfig) -> Que
     return None
 
 
-Sidebar = tuple[int, tuple[tuple[str, tuple[str, ...]], ...], float]
+Filters = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sidebar:
+    top_k: int
+    filters: Filters
+    alpha: float | None  # None: the API's default (it could not be read)
+    defaults: QueryDefaults | None
 
 
 def sidebar(client: ApiClient) -> Sidebar:
     with st.sidebar:
         st.header("Fashion search")
         options: dict[str, list[str]] = {}
+        defaults: QueryDefaults | None = None
         try:
             info = cache.health(client)
             size = info.get("index_size")
             st.caption(f"Connected · {size} items" if size is not None else "Connected")
             options = cache.tags(client)
+            defaults = cache.query_defaults(client)
         except ApiError as exc:
             st.caption(f"API: {exc.kind.replace('_', ' ')}")
         top_k = st.slider("Results", 1, MAX_TOP_K, DEFAULT_TOP_K, key="top_k")
-        alpha = st.slider(
-            "Match words ↔ picture",
-            0.0,
-            1.0,
-            DEFAULT_ALPHA,
-            0.05,
-            key="alpha",
-            help="0: only products whose name or tags hold your words; 1: only what the "
-            "pictures look like. In between, both count.",
-        )
+        alpha = None
+        if defaults is not None:  # without the API's default the API picks alpha itself
+            alpha = st.slider(
+                "Match words ↔ picture",
+                0.0,
+                1.0,
+                defaults.alpha,
+                0.05,
+                key="alpha",
+                help="0: only products whose name or tags hold your words; 1: only what the "
+                "pictures look like. In between, both count.",
+            )
         st.subheader("Filters")
         filters = filter_sidebar(options)
-    return int(top_k), filters, float(alpha)
+    return Sidebar(int(top_k), filters, None if alpha is None else float(alpha), defaults=defaults)
 
 
-def query_tabs(config: UiConfig) -> None:
+def weight_sliders(defaults: QueryDefaults | None) -> tuple[float, float, float] | None:
+    """The mixed query's (image, text, negative) weights, starting at the API's defaults;
+    None (the API's defaults) when the API could not say what they are."""
+    if defaults is None:
+        return None
+    image, text, negative = defaults.weights
+    c1, c2, c3 = st.columns(3)
+    w_image = c1.slider("Photo weight", 0.0, 2.0, image, 0.1, key="w_image")
+    w_text = c2.slider("Words weight", 0.0, 2.0, text, 0.1, key="w_text")
+    w_neg = c3.slider("“Less of” weight", 0.0, 2.0, negative, 0.1, key="w_negative")
+    return float(w_image), float(w_text), float(w_neg)
+
+
+def query_tabs(config: UiConfig, defaults: QueryDefaults | None) -> None:
     text_tab, image_tab, mix_tab = st.tabs(["Describe it", "Search by photo", "Mix photo + words"])
     with text_tab, st.form("text_form", border=False):
         text = st.text_input("What are you looking for?", key="text_query", max_chars=500)
@@ -122,10 +148,7 @@ def query_tabs(config: UiConfig) -> None:
         m_url = st.text_input("…or an image URL", key="mix_url")
         more = st.text_input("More of", key="mix_text", placeholder="in red")
         less = st.text_input("Less of", key="mix_negative", placeholder="stripes")
-        c1, c2, c3 = st.columns(3)
-        w_image = c1.slider("Photo weight", 0.0, 2.0, 1.0, 0.1, key="w_image")
-        w_text = c2.slider("Words weight", 0.0, 2.0, 1.0, 0.1, key="w_text")
-        w_neg = c3.slider("“Less of” weight", 0.0, 2.0, 0.5, 0.1, key="w_negative")
+        weights = weight_sliders(defaults)
         if st.form_submit_button("Search", type="primary", key="mix_submit"):
             found = image_source(m_upload, m_url, config)
             if found is not None:
@@ -137,7 +160,7 @@ def query_tabs(config: UiConfig) -> None:
                         image_url=found.image_url,
                         text=more.strip(),
                         negative_text=less.strip(),
-                        weights=(float(w_image), float(w_text), float(w_neg)),
+                        weights=weights,
                         label=label,
                     )
                 )
@@ -173,14 +196,15 @@ def main() -> None:
     st.set_page_config(page_title="Fashion search", page_icon="👗", layout="wide")
     config = load_config()
     client = ApiClient(config)
-    top_k, filters, alpha = sidebar(client)
+    side = sidebar(client)
     st.title("Find it by words or by picture")
-    query_tabs(config)
+    query_tabs(config, side.defaults)
     query: Query | None = st.session_state.get("query")
     if query is None or query.is_empty:
         empty_state(pick_suggestion, catalog_examples(client))
         return
-    results(client, SearchRequest(query=query, top_k=top_k, filters=filters, alpha=alpha))
+    request = SearchRequest(query=query, top_k=side.top_k, filters=side.filters, alpha=side.alpha)
+    results(client, request)
 
 
 def catalog_examples(client: ApiClient) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from fsui.client import ApiClient, ApiError
-from fsui.models import SearchRequest, SearchResponse
+from fsui.models import QueryDefaults, SearchRequest, SearchResponse
 
 # Results change only when the index does (part of the key); ten minutes bounds the rest (a
 # catalog row's tags edited without touching its vector).
@@ -46,6 +46,11 @@ def _tags(api_url: str, key_fingerprint: str, *, _client: ApiClient) -> dict[str
 @st.cache_data(ttl=TAGS_TTL_S, max_entries=8, show_spinner=False)
 def _examples(api_url: str, key_fingerprint: str, *, _client: ApiClient) -> list[str]:
     return _client.examples()
+
+
+@st.cache_data(ttl=TAGS_TTL_S, max_entries=8, show_spinner=False)
+def _query_defaults(api_url: str, *, _client: ApiClient) -> QueryDefaults:
+    return _client.query_defaults()
 
 
 @st.cache_data(ttl=TAGS_TTL_S, max_entries=8, show_spinner=False)
@@ -85,3 +90,7 @@ def examples(client: ApiClient) -> list[str]:
 
 def health(client: ApiClient) -> dict[str, Any]:
     return _health(client.config.api_url, _client=client)
+
+
+def query_defaults(client: ApiClient) -> QueryDefaults:
+    return _query_defaults(client.config.api_url, _client=client)

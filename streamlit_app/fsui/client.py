@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from fsui.config import UiConfig
-from fsui.models import Result, SearchRequest, SearchResponse
+from fsui.models import QueryDefaults, Result, SearchRequest, SearchResponse
 
 # How long to wait for a TCP connection. Short: an API that is down should say so quickly.
 CONNECT_TIMEOUT_S = 3.0
@@ -173,6 +173,23 @@ class ApiClient:
             endpoint=endpoint,
             weak_match=doc.get("weak_match") is True,
         )
+
+    def query_defaults(self) -> QueryDefaults:
+        """alpha and the weights the API uses when a query leaves them out (its OpenAPI
+        document's ``SearchQuery``: the configured alpha, the core's weights)."""
+        doc = self._call("GET", "/openapi.json")
+        try:
+            schemas = doc["components"]["schemas"]
+            weights = schemas["Weights"]["properties"]
+            image, text, negative = (
+                float(weights[n]["default"]) for n in ("image", "text", "negative")
+            )
+            alpha = float(schemas["SearchQuery"]["properties"]["alpha"]["default"])
+            return QueryDefaults(alpha=alpha, weights=(image, text, negative))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiError(
+                "bad_response", "The search API's OpenAPI document has no query defaults."
+            ) from exc
 
     def examples(self) -> list[str]:
         """Example queries made of the catalog's own words (empty if the API has none)."""

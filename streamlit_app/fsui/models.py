@@ -33,6 +33,15 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryDefaults:
+    """The API's query defaults, read from its OpenAPI document (the API takes them from its
+    core), so the sliders start where the API would be without them."""
+
+    alpha: float
+    weights: tuple[float, float, float]  # (image, text, negative)
+
+
+@dataclass(frozen=True, slots=True)
 class SearchRequest:
     query: Query
     top_k: int

@@ -203,7 +203,9 @@ def serve(app: FastAPI, port: int) -> Iterator[None]:
 
 
 @contextmanager
-def live_api(tmp: Path, bundle: Path, *, loopback_fetch: bool = True) -> Iterator[LiveApi]:
+def live_api(
+    tmp: Path, bundle: Path, *, loopback_fetch: bool = True, alpha: float | None = None
+) -> Iterator[LiveApi]:
     from fashion_search.api.app import create_app
     from fashion_search.home import open_stores
     from fashion_search.model.embedder import OnnxClipEmbedder
@@ -218,6 +220,8 @@ def live_api(tmp: Path, bundle: Path, *, loopback_fetch: bool = True) -> Iterato
             "embedded": {"data_dir": tmp},
             "model": {"bundle": bundle, "intra_op_threads": 1},
             "api": {"api_keys": [API_KEY], "public_url": url},
+            # The deployment's words-vs-picture default (None: the settings' own).
+            "search": {} if alpha is None else {"alpha": alpha},
         }
     )
     embedder = OnnxClipEmbedder.from_bundle(bundle, intra_op_threads=1)

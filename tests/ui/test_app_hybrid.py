@@ -4,13 +4,15 @@ words-vs-picture slider, and "no close match" instead of weak results shown as a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import requests
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.conftest import APP
 from tests.ui.error_server import Behaviour, error_server
-from tests.ui.live_api import LiveApi
+from tests.ui.live_api import LiveApi, live_api
 from tests.ui.test_app_search import app_for, assert_clean, result_names, text_search
 
 pytestmark = pytest.mark.slow
@@ -39,6 +41,28 @@ def test_the_words_end_of_the_slider_ranks_by_the_names(live_api_server: LiveApi
     assert_clean(at)
     assert result_names(at)[0] == "White Court Sneakers"
     assert not at.warning  # its words match: an answer
+
+
+def test_the_sliders_start_at_the_apis_defaults(tmp_path: Path, tiny_bundle: Path) -> None:
+    from fashion_search import query
+
+    # A deployment whose alpha is not the settings' default: the UI starts at that one.
+    with live_api(tmp_path / "home", tiny_bundle, alpha=0.3) as api:
+        at = app_for(api)
+        assert at.slider(key="alpha").value == 0.3
+        weights = [at.slider(key=k).value for k in ("w_image", "w_text", "w_negative")]
+        assert weights == [query.W_IMAGE, query.W_TEXT, query.W_NEGATIVE]
+        at = text_search(at, "court sneakers")
+        assert_clean(at)
+        # What the slider sent ranks as a query that leaves alpha to the API.
+        left_out = requests.post(
+            f"{api.url}/get_image_by_text",
+            json={"text": "court sneakers"},
+            headers={"X-API-Key": api.key},
+            timeout=30,
+        ).json()
+    assert left_out["alpha"] == 0.3
+    assert result_names(at)[0] == left_out["results"][0]["display_name"]
 
 
 def test_a_weak_match_says_so_instead_of_posing_as_an_answer() -> None:
