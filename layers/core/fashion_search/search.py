@@ -144,9 +144,7 @@ class Searcher:
         filters: Filter | None = None,
         alpha: float | None = None,
     ) -> SearchResult:
-        return self.search(
-            Query(text=text, w_image=0.0, top_k=top_k, filters=filters, alpha=alpha)
-        )
+        return self.search(Query(text=text, w_image=0.0, top_k=top_k, filters=filters, alpha=alpha))
 
     def by_image(
         self, image: bytes, *, top_k: int | None = None, filters: Filter | None = None
