@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from fashion_search.api.uploads import Uploads
 from fashion_search.errors import InvalidInput
+from fashion_search.images import Picture
 from fashion_search.query import TOP_K_IMAGE, TOP_K_TEXT, W_IMAGE, W_NEGATIVE, W_TEXT, Query
 
 Filters = dict[str, Any]
@@ -193,19 +194,9 @@ class SearchQuery(_Request):
 
     def to_query(self, uploads: Uploads) -> Query:
         image = self.image_base64
-        return Query(
-            text=self.text,
-            negative_text=self.negative_text,
-            image=None if image is None else uploads.base64_picture(image, field=BASE64_FIELD),
-            image_url=self.image_url,
-            image_id=self.image_id,
-            w_image=self.weights.image,
-            w_text=self.weights.text,
-            w_negative=self.weights.negative,
-            top_k=self.top_k,
-            filters=self.filters,
-            alpha=self.alpha,
-        )
+        picture = None if image is None else uploads.base64_picture(image, field=BASE64_FIELD)
+        w = self.weights
+        return _search_query(self, picture, (w.image, w.text, w.negative))
 
 
 class SearchForm(FormBody):
@@ -232,19 +223,29 @@ class SearchForm(FormBody):
     filters: FormFilters = None
 
     def to_query(self, uploads: Uploads) -> Query:
-        return Query(
-            text=self.text,
-            negative_text=self.negative_text,
-            image=None if self.file is None else uploads.picture(self.file, field=FILE_FIELD),
-            image_url=self.image_url,
-            image_id=self.image_id,
-            w_image=self.weight_image,
-            w_text=self.weight_text,
-            w_negative=self.weight_negative,
-            top_k=self.top_k,
-            filters=self.filters,
-            alpha=self.alpha,
-        )
+        picture = None if self.file is None else uploads.picture(self.file, field=FILE_FIELD)
+        weights = (self.weight_image, self.weight_text, self.weight_negative)
+        return _search_query(self, picture, weights)
+
+
+def _search_query(
+    body: SearchQuery | SearchForm, image: Picture | None, weights: tuple[float, float, float]
+) -> Query:
+    """``/search``'s query from either body: the picture decoded, the weights read."""
+    w_image, w_text, w_negative = weights
+    return Query(
+        text=body.text,
+        negative_text=body.negative_text,
+        image=image,
+        image_url=body.image_url,
+        image_id=body.image_id,
+        w_image=w_image,
+        w_text=w_text,
+        w_negative=w_negative,
+        top_k=body.top_k,
+        filters=body.filters,
+        alpha=body.alpha,
+    )
 
 
 # Every request body, JSON and multipart: the OpenAPI document's components carry them.
