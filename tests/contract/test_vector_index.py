@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from fashion_search.errors import (
 )
 from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
 from fashion_search.stores.filters import matches
-from fashion_search.stores.pinecone_index import PineconeVectorIndex
+from fashion_search.stores.pinecone_index import PineconeVectorIndex, remote_id
 from fashion_search.stores.vectors import VectorIndex
 from fashion_search.types import SparseVector, VectorRecord
 from hypothesis import HealthCheck, given, settings
@@ -224,6 +225,38 @@ def test_bad_input_is_refused_with_named_errors(index: VectorIndex) -> None:
     assert index.count() == 0
 
 
+def test_every_adapter_names_the_same_bad_input(adapter: str, index: VectorIndex) -> None:
+    """The port checks before any adapter code: the embedded index, which never needs sparse
+    values or an id to fetch, refuses exactly what Pinecone refuses, with the same error."""
+    malformed = [SparseVector([3, 3], [1.0, 2.0]), SparseVector([-1], [1.0]), SparseVector([1], [])]
+    for sparse in malformed:
+        with pytest.raises(InvalidInput) as caught:
+            index.upsert([VectorRecord("x", unit(1), {}, sparse)])
+        assert caught.value.field == "sparse"
+    for call in (lambda: index.fetch(["ok", ""]), lambda: index.delete([""])):
+        with pytest.raises(InvalidInput) as caught:
+            call()
+        assert caught.value.field == "id"
+    with pytest.raises(InvalidInput) as caught:
+        index.query_hybrid(unit(1), SparseVector([1], [1.0]), alpha=1.5, top_k=1)
+    assert caught.value.field == "alpha"
+    assert index.count() == 0
+
+
+def test_an_id_given_twice_in_one_call_is_written_once(index: VectorIndex) -> None:
+    first, second = unit(1), unit(2)
+    written = index.upsert(
+        [VectorRecord("a", first, {"v": 1}), record(3), VectorRecord("a", second, {"v": 2})]
+    )
+    assert written == 2 and index.count() == 2
+    fetched = index.fetch(["a", "a", "img-00003", "a"])
+    assert sorted(fetched) == ["a", "img-00003"]
+    assert fetched["a"].metadata == {"v": 2}  # the last write of an id wins
+    assert fetched["a"].values == pytest.approx(second, abs=1e-6)
+    index.delete(["a", "a"])
+    assert index.count() == 1
+
+
 # -- the property: same ids as brute force, on every adapter ------------------------------------
 
 COLOURS = ["Red", "Blue", "Green"]
@@ -419,16 +452,43 @@ def test_pinecone_batches_upserts_within_count_and_size_limits(pinecone_fake: Fa
         closeable.close()
 
 
-def test_pinecone_fetch_and_delete_send_at_most_1000_ids(
+def test_pinecone_fetch_and_delete_of_2500_ids_arrive_whole_in_three_requests(
     pinecone_fake: FakePinecone, pinecone_pair: PineconeVectorIndex
 ) -> None:
-    pinecone_pair.upsert([record(i) for i in range(2100)])
-    ids = [f"img-{i:05d}" for i in range(2100)]
-    assert len(pinecone_pair.fetch(ids)) == 2100
-    pinecone_pair.delete(ids[:2050])
-    assert pinecone_pair.count() == 50
-    per_request = [s.items for s in pinecone_fake.seen if s.path.endswith(("/fetch", "/delete"))]
-    assert per_request and max(per_request) <= 1000
+    """Callers hand over any number of ids; the port cuts them to Pinecone's 1000 per request
+    (declared by the adapter), so nothing is lost and nothing is refused."""
+    ids = [f"i{i}" for i in range(2500)]
+    pinecone_pair.upsert([VectorRecord(i, unit(n)) for n, i in enumerate(ids)])
+    pinecone_fake.clear()
+    fetched = pinecone_pair.fetch([*ids, *ids[:10]])  # repeated ids are asked for once
+    assert sorted(fetched) == sorted(ids)
+    assert [s.items for s in pinecone_fake.seen if s.path.endswith("/fetch")] == [1000, 1000, 500]
+    pinecone_pair.delete(ids)
+    assert pinecone_pair.count() == 0
+    deletes = [s.items for s in pinecone_fake.seen if s.path.endswith("/delete")]
+    assert deletes == [1000, 1000, 500]
+
+
+def test_pinecone_fetch_keeps_each_url_short(
+    pinecone_fake: FakePinecone, pinecone_pair: PineconeVectorIndex
+) -> None:
+    """Fetch sends its ids in the query string: longer ids take more requests, never a URL
+    over the adapter's 12,000 characters of ids."""
+    ids = [f"images/tops/{i:05d}-é.jpg" for i in range(1500)]
+    pinecone_pair.upsert([VectorRecord(i, unit(n)) for n, i in enumerate(ids)])
+    pinecone_fake.clear()
+    assert sorted(pinecone_pair.fetch(ids)) == sorted(ids)
+    per_request = [s.items for s in pinecone_fake.seen if s.path.endswith("/fetch")]
+    assert sum(per_request) == 1500 and len(per_request) > 2
+    assert max(per_request) * len(quote(remote_id(ids[0]), safe="")) <= 12_000
+
+
+def test_pinecone_upsert_of_a_repeated_id_sends_it_once(
+    pinecone_fake: FakePinecone, pinecone_pair: PineconeVectorIndex
+) -> None:
+    pinecone_fake.clear()
+    assert pinecone_pair.upsert([record(1), record(2), record(1)]) == 2
+    assert [s.items for s in pinecone_fake.seen if s.path.endswith("/vectors/upsert")] == [2]
 
 
 def test_pinecone_retries_5xx_and_429_with_backoff(

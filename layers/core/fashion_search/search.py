@@ -44,7 +44,7 @@ from fashion_search.query import Query
 from fashion_search.settings import Settings
 from fashion_search.stores.catalog import LexicalCatalog
 from fashion_search.stores.filters import matches
-from fashion_search.stores.vectors import HybridVectorIndex
+from fashion_search.stores.vectors import VectorIndex
 from fashion_search.types import (
     TAG_FIELDS,
     CatalogItem,
@@ -356,7 +356,7 @@ class Searcher:
             k = max(k, RERANK_FACTOR * top_k + RERANK_EXTRA)
         matches = self.stores.vectors.query(
             vector,
-            top_k=min(k, 10_000),
+            top_k=self.stores.vectors.capped(k),
             filter=filters,
             include_metadata=False,
             namespace=self.stores.namespace,
@@ -406,7 +406,7 @@ class Searcher:
             scored = self._fused_locally(
                 catalog, vector, tokens, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
             )
-        elif isinstance(vectors, HybridVectorIndex) and vectors.hybrid:
+        elif vectors.hybrid:
             scored = self._fused_by_index(
                 vectors, vector, tokens, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
             )
@@ -440,7 +440,7 @@ class Searcher:
         """The embedded home: the exact scan's and FTS5's best candidates, each scored on both
         sides (dense from the index's own vectors, lexical from FTS5's stored words)."""
         ns, vectors = self.stores.namespace, self.stores.vectors
-        k = min(max(top_k + len(exclude) + 2, self.settings.search.candidates), 10_000)
+        k = vectors.capped(max(top_k + len(exclude) + 2, self.settings.search.candidates))
         stats = catalog.lexical_stats(tokens)
         weights = query_weights(tokens, stats)
         dense = {
@@ -465,7 +465,7 @@ class Searcher:
 
     def _fused_by_index(
         self,
-        vectors: HybridVectorIndex,
+        vectors: VectorIndex,
         vector: Vector,
         tokens: list[str],
         *,
@@ -482,7 +482,7 @@ class Searcher:
             vector,
             SparseVector(indices, values),
             alpha=alpha,
-            top_k=min(top_k + len(exclude) + 2, 10_000),
+            top_k=vectors.capped(top_k + len(exclude) + 2),
             filter=filters,
             namespace=self.stores.namespace,
         )

@@ -172,9 +172,6 @@ def load_stats(stores: Stores, settings: Settings) -> LexicalStats:
 def refresh_lexical_stats(stores: Stores, settings: Settings) -> str | None:
     """Fit and store the statistics where the index matches words itself (Pinecone hybrid);
     the key written, or None where they are not needed (FTS5 counts them live)."""
-    from fashion_search.stores.vectors import HybridVectorIndex
-
-    vectors = stores.vectors
-    if not (isinstance(vectors, HybridVectorIndex) and vectors.hybrid):
+    if not stores.vectors.hybrid:
         return None
     return save_stats(stores, settings, fit_stats(stores))

@@ -167,8 +167,7 @@ def _delete_orphans(
     stores: Stores, report: ReconcileReport, *, on_progress: Callable[[int], None]
 ) -> None:
     orphans = report.orphan_vectors
-    for start in range(0, len(orphans), 1000):
-        stores.vectors.delete(orphans[start : start + 1000], namespace=stores.namespace)
+    stores.vectors.delete(orphans, namespace=stores.namespace)  # the port cuts it into requests
     report.repaired["orphan_vectors_deleted"] = len(orphans)
     on_progress(len(orphans))
 

@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from fashion_search.home import Stores
 
 _S, _R = OutcomeStatus, OutcomeReason
-# Pinecone takes at most 1000 ids per delete.
-DELETE_CHUNK = 1000
 
 
 def apply_removes(
@@ -51,9 +49,8 @@ def apply_removes(
         # tombstone and the vector delete. Deleting a missing id is a no-op.
         to_delete.append((i, ev, replay))
     ids = [batch.image_id(ev) for _, ev, _ in to_delete]
-    try:
-        for start in range(0, len(ids), DELETE_CHUNK):
-            stores.vectors.delete(ids[start : start + DELETE_CHUNK], namespace=stores.namespace)
+    try:  # the port cuts the ids into requests its adapter takes
+        stores.vectors.delete(ids, namespace=stores.namespace)
     except Exception as exc:
         for i, _, _ in to_delete:
             batch.retry(i, _R.VECTOR_DELETE, error_detail(exc))

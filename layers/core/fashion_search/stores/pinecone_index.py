@@ -1,10 +1,12 @@
 """The Pinecone adapter: the real ``pinecone`` SDK (10.x, REST data plane).
 
-Everything Pinecone would refuse is refused here first, with our named errors, so a bad record
-never costs a round trip and never fails half a batch: filters (``InvalidFilter``), ids, vector
-dimension and values, metadata types and the 40 KB per-vector cap. Requests are cut to
-Pinecone's limits (https://docs.pinecone.io/reference/api/database-limits): at most 1000
-vectors and 2 MB per upsert, 1000 ids per fetch and delete.
+Everything Pinecone would refuse is refused first by the port (``stores.vectors``), with our
+named errors, so a bad record never costs a round trip and never fails half a batch: filters
+(``InvalidFilter``), ids, vector dimension and values, metadata types and the 40 KB per-vector
+cap. Pinecone's request limits are declared here, on the class, and the port cuts requests to
+them (https://docs.pinecone.io/reference/api/database-limits): at most 1000 vectors and 2 MB per
+upsert, 1000 ids per fetch and delete, top_k up to 10,000. Fetch sends ids in the URL, so this
+adapter also keeps one fetch's query string short.
 
 Retries: the SDK's transport already retries 429, 408 and 5xx answers and connection errors or
 timeouts, with decorrelated-jitter backoff that honours ``Retry-After`` (3 retries, a per-host
@@ -23,7 +25,6 @@ a cosine index gives. A cosine index made before keeps working, dense only (``hy
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -43,27 +44,18 @@ from pinecone.errors.exceptions import (
     ServiceError,
 )
 
-from fashion_search.errors import ConfigError, InvalidInput, StoreError, TransientStoreError
-from fashion_search.stores.filters import compile_filter, validate_metadata, validate_record_id
-from fashion_search.types import Filter, Match, SparseVector, Vector, VectorRecord
+from fashion_search.errors import ConfigError, StoreError, TransientStoreError
+from fashion_search.stores.filters import validate_record_id
+from fashion_search.stores.vectors import CheckedRecord, VectorIndex, VectorQuery
+from fashion_search.types import Match, SparseVector, VectorRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_UPSERT_VECTORS = 1000
-MAX_REQUEST_BYTES = 2 * 1024 * 1024
-MAX_IDS = 1000
-MAX_TOP_K = 10_000
 # Fetch sends ids in the query string: keep the URL well under common 16-64 KB line limits.
 MAX_FETCH_QUERY_CHARS = 12_000
 LIST_PAGE = 100
-# A float64 in JSON is at most 24 characters ("-1.2345678901234567e-308") plus a comma; with
-# this bound a batch provably fits under 2 MB without encoding it twice.
-_FLOAT_CHARS = 25
-_ENVELOPE = 256
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# A sparse index (uint32) and value in JSON, with separators.
-_SPARSE_CHARS = 36
 _METRICS = ("cosine", "dotproduct")
 # Pinecone refuses an all-zero dense query; alpha = 0 (words only) keeps a negligible one.
 _MIN_DENSE_SCALE = 1e-6
@@ -82,40 +74,23 @@ def _translate(what: str, call: Callable[[], T]) -> T:
         raise StoreError(f"Pinecone {what} failed: {exc.message}") from exc
 
 
-def _values(vector: Vector, dimension: int, record_id: str, *, unit: bool = False) -> list[float]:
-    array = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if array.shape[0] != dimension:
-        raise InvalidInput(
-            f"vector {record_id!r} has dimension {array.shape[0]}; the index has {dimension}",
-            field="values",
-        )
-    if not np.isfinite(array).all() or not array.any():
-        raise InvalidInput(
-            f"vector {record_id!r} is all zeros or not finite; cosine needs a non-zero finite "
-            "vector",
-            field="values",
-        )
-    if unit:  # a dotproduct index ranks by cosine only on unit vectors
-        array = array / np.float32(np.linalg.norm(array))
-    values: list[float] = array.tolist()
-    return values
-
-
-def _sparse(sparse: SparseVector, record_id: str, scale: float = 1.0) -> dict[str, Any]:
-    if len(sparse.indices) != len(sparse.values) or len(set(sparse.indices)) != len(sparse.indices):
-        raise InvalidInput(f"sparse values of {record_id!r} are malformed", field="sparse")
-    if not all(0 <= i < 2**32 for i in sparse.indices):
-        raise InvalidInput(f"sparse indices of {record_id!r} must be uint32", field="sparse")
+def _sparse(sparse: SparseVector, scale: float = 1.0) -> dict[str, Any]:
     return {"indices": list(sparse.indices), "values": [float(v) * scale for v in sparse.values]}
 
 
-class PineconeVectorIndex:
+class PineconeVectorIndex(VectorIndex):
     """A serverless Pinecone index (cosine), created on first use if it does not exist.
 
     ``host`` is the index's data-plane host: when given, the control plane is not called (no
     describe, no create) and the dimension is checked against ``describe_index_stats``.
     ``client`` is an injected ``pinecone.Pinecone`` (tests point it at a local server).
     """
+
+    # https://docs.pinecone.io/reference/api/database-limits, applied by the port.
+    max_top_k = 10_000
+    max_ids = 1000  # per fetch and per delete
+    max_upsert_records = 1000
+    max_upsert_bytes = 2 * 1024 * 1024
 
     def __init__(
         self,
@@ -220,56 +195,32 @@ class PineconeVectorIndex:
         if self._owns_client:
             self._client.close()
 
-    def upsert(self, records: Sequence[VectorRecord], *, namespace: str = "") -> int:
-        batches: list[list[dict[str, Any]]] = [[]]
-        size = _ENVELOPE
+    def _upsert(self, records: Sequence[CheckedRecord], namespace: str) -> int:
+        batch: list[dict[str, Any]] = []
         for record in records:
-            record_id = validate_record_id(record.id)
-            encoded = validate_metadata(record.metadata, record_id=record_id)
             item: dict[str, Any] = {
-                "id": remote_id(record_id),
-                "values": _values(record.values, self._dimension, record_id, unit=self.hybrid),
+                "id": remote_id(record.id),
+                "values": record.values.tolist(),
                 "metadata": dict(record.metadata),
             }
-            item_size = _FLOAT_CHARS * self._dimension + len(encoded.encode())
             if self.hybrid and record.sparse is not None and record.sparse.indices:
-                item["sparse_values"] = _sparse(record.sparse, record_id)
-                item_size += _SPARSE_CHARS * len(record.sparse.indices) + 64
-            item_size += len(json.dumps(record_id)) + 64
-            if len(batches[-1]) >= MAX_UPSERT_VECTORS or size + item_size > MAX_REQUEST_BYTES:
-                batches.append([])
-                size = _ENVELOPE
-            batches[-1].append(item)
-            size += item_size
-        written = 0
-        for batch in batches:
-            if batch:
-                response = _translate(
-                    "upsert", partial(self._index.upsert, vectors=batch, namespace=namespace)
-                )
-                written += response.upserted_count
-        return written
+                item["sparse_values"] = _sparse(record.sparse)
+            batch.append(item)
+        response = _translate(
+            "upsert", partial(self._index.upsert, vectors=batch, namespace=namespace)
+        )
+        return int(response.upserted_count)
 
-    def query(
-        self,
-        vector: Vector,
-        *,
-        top_k: int,
-        filter: Filter | None = None,
-        include_metadata: bool = True,
-        namespace: str = "",
-    ) -> list[Match]:
-        _check_query(filter, top_k)
-        values = _values(vector, self._dimension, "query", unit=self.hybrid)
+    def _query(self, query: VectorQuery) -> list[Match]:
         response = _translate(
             "query",
             lambda: self._index.query(
-                vector=values,
-                top_k=top_k,
-                filter=filter or None,
-                include_metadata=include_metadata,
+                vector=query.vector.tolist(),
+                top_k=query.top_k,
+                filter=query.filter or None,
+                include_metadata=query.include_metadata,
                 include_values=False,
-                namespace=namespace,
+                namespace=query.namespace,
             ),
         )
         return [
@@ -277,42 +228,31 @@ class PineconeVectorIndex:
             for m in response.matches
         ]
 
-    def query_hybrid(
-        self,
-        vector: Vector,
-        sparse: SparseVector,
-        *,
-        alpha: float,
-        top_k: int,
-        filter: Filter | None = None,
-        namespace: str = "",
-    ) -> list[Match]:
-        """One sparse-dense query: ``alpha * dense + (1 - alpha) * sparse`` per match."""
-        _check_query(filter, top_k)
-        if not self.hybrid:
-            raise InvalidInput(f"Pinecone index {self._name!r} is not a hybrid (dotproduct) one")
-        scale = max(alpha, _MIN_DENSE_SCALE)
-        values = [v * scale for v in _values(vector, self._dimension, "query", unit=True)]
+    def _query_hybrid(self, query: VectorQuery) -> list[Match]:
+        """One sparse-dense query: the dense values scaled by ``alpha``, the sparse ones by
+        ``1 - alpha``, so Pinecone's dot product is the fused score."""
+        alpha, sparse = query.alpha, query.sparse
+        values = (query.vector.astype(np.float64) * max(alpha, _MIN_DENSE_SCALE)).tolist()
         kwargs: dict[str, Any] = {}
-        if sparse.indices and alpha < 1.0:
-            kwargs["sparse_vector"] = _sparse(sparse, "query", 1.0 - alpha)
+        if sparse is not None and sparse.indices and alpha < 1.0:
+            kwargs["sparse_vector"] = _sparse(sparse, 1.0 - alpha)
         response = _translate(
             "query",
             lambda: self._index.query(
                 vector=values,
-                top_k=top_k,
-                filter=filter or None,
+                top_k=query.top_k,
+                filter=query.filter or None,
                 include_metadata=False,
                 include_values=False,
-                namespace=namespace,
+                namespace=query.namespace,
                 **kwargs,
             ),
         )
         return [Match(id=local_id(m.id), score=float(m.score)) for m in response.matches]
 
-    def fetch(self, ids: Sequence[str], *, namespace: str = "") -> dict[str, VectorRecord]:
+    def _fetch(self, ids: Sequence[str], namespace: str) -> dict[str, VectorRecord]:
         out: dict[str, VectorRecord] = {}
-        for chunk in _fetch_chunks([remote_id(i) for i in dict.fromkeys(ids)]):
+        for chunk in _fetch_chunks([remote_id(i) for i in ids]):
             response = _translate(
                 "fetch", partial(self._index.fetch, ids=chunk, namespace=namespace)
             )
@@ -323,11 +263,9 @@ class PineconeVectorIndex:
                 )
         return out
 
-    def delete(self, ids: Sequence[str], *, namespace: str = "") -> None:
-        unique = [remote_id(i) for i in dict.fromkeys(ids)]
-        for start in range(0, len(unique), MAX_IDS):
-            chunk = unique[start : start + MAX_IDS]
-            _translate("delete", partial(self._index.delete, ids=chunk, namespace=namespace))
+    def _delete(self, ids: Sequence[str], namespace: str) -> None:
+        remote = [remote_id(i) for i in ids]
+        _translate("delete", partial(self._index.delete, ids=remote, namespace=namespace))
 
     def engine(self, *, namespace: str = "") -> str:
         """What answers queries (``/health``): Pinecone's service, whatever it runs inside."""
@@ -378,21 +316,15 @@ def local_id(stored_id: str) -> str:
 
 
 def _fetch_chunks(ids: list[str]) -> Iterator[list[str]]:
+    """``ids`` (at most ``max_ids``, cut by the port) in requests whose URL stays short."""
     chunk: list[str] = []
     chars = 0
     for record_id in ids:
         cost = len(quote(record_id, safe="")) + 5  # "&ids="
-        if chunk and (len(chunk) >= MAX_IDS or chars + cost > MAX_FETCH_QUERY_CHARS):
+        if chunk and chars + cost > MAX_FETCH_QUERY_CHARS:
             yield chunk
             chunk, chars = [], 0
         chunk.append(record_id)
         chars += cost
     if chunk:
         yield chunk
-
-
-def _check_query(filter: Filter | None, top_k: int) -> None:
-    """A query's own mistakes, named before any network call (InvalidFilter, top_k range)."""
-    compile_filter(filter)
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")

@@ -21,11 +21,9 @@ if TYPE_CHECKING:
     from fashion_search.home import Stores
 
 log = logging.getLogger(__name__)
-# Pinecone takes at most 1000 vectors and 2 MB per upsert; the adapter cuts bigger batches, so
-# this only bounds how much one step holds in memory and how much a failure repeats.
+# Not an index limit (the vector port cuts requests to its adapter's): this only bounds how much
+# one step holds in memory and how much a failure repeats.
 MAX_BATCH = 1000
-# Vector ids per delete call when pruning (Pinecone's per-request limit).
-_DELETE_CHUNK = 1000
 
 
 @dataclass(slots=True)
@@ -85,8 +83,7 @@ def reindex(
     if prune:
         owned = {it.image_id for it in _owners(stores)}
         orphans = [i for i in vectors.iter_ids(namespace=ns) if i not in owned]
-        for start in range(0, len(orphans), _DELETE_CHUNK):
-            vectors.delete(orphans[start : start + _DELETE_CHUNK], namespace=ns)
+        vectors.delete(orphans, namespace=ns)
         report.deleted_not_in_catalog = len(orphans)
     log.info("reindex finished", extra={"report": report.as_dict()})
     return report

@@ -1,4 +1,4 @@
-"""The embedded index's in-memory side: unit rows and one namespace's mapped matrix.
+"""The embedded index's rows on disk and one namespace's mapped matrix of them.
 
 The exact scan over it is ``embedded.scan``; the approximate index beside it ``embedded.ann``.
 """
@@ -6,37 +6,15 @@ The exact scan over it is ``embedded.scan``; the approximate index beside it ``e
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from fashion_search.errors import IndexDamaged, InvalidInput, StoreError
+from fashion_search.errors import IndexDamaged, StoreError
 from fashion_search.stores.durable import fsync_dir
 from fashion_search.stores.embedded.ann import AnnKeeper
 from fashion_search.stores.embedded.columns import Columns
-from fashion_search.types import Vector
-
-
-def unit_rows(vectors: Sequence[Vector], dimension: int, ids: Sequence[str]) -> npt.NDArray[Any]:
-    matrix = np.asarray(np.stack([np.asarray(v, dtype=np.float64) for v in vectors]))
-    if matrix.ndim != 2 or matrix.shape[1] != dimension:
-        raise InvalidInput(
-            f"vectors must have dimension {dimension}, got shape {matrix.shape[1:]}",
-            field="values",
-        )
-    norms = np.linalg.norm(matrix, axis=1)
-    bad = ~np.isfinite(norms) | (norms == 0)
-    if bad.any():
-        raise InvalidInput(
-            f"vector {ids[int(np.argmax(bad))]!r} is all zeros or not finite; cosine needs "
-            "a non-zero finite vector",
-            field="values",
-        )
-    unit: npt.NDArray[np.float32] = (matrix / norms[:, None]).astype(np.float32)
-    return unit
 
 
 def append_rows(path: Path, first_row: int, rows: npt.NDArray[np.float32]) -> None:

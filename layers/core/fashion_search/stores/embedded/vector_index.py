@@ -29,27 +29,21 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from fashion_search.errors import InvalidInput
 from fashion_search.stores.embedded.ann import AnnKeeper, AnnParams, ann_top
-from fashion_search.stores.embedded.matrix import Segment, append_rows, copy_rows, unit_rows
+from fashion_search.stores.embedded.matrix import Segment, append_rows, copy_rows
 from fashion_search.stores.embedded.scan import exact_top
 from fashion_search.stores.embedded.storage import CHUNK, SCHEMA_VERSION, IndexStorage
-from fashion_search.stores.filters import (
-    compile_filter,
-    fields_of,
-    validate_metadata,
-    validate_record_id,
-)
-from fashion_search.types import Filter, Match, Vector, VectorRecord
+from fashion_search.stores.filters import fields_of
+from fashion_search.stores.vectors import CheckedRecord, VectorIndex, VectorQuery
+from fashion_search.types import Match, VectorRecord
 
-__all__ = ["COMPACT_MIN_DEAD", "MAX_TOP_K", "SCHEMA_VERSION", "AnnParams", "EmbeddedVectorIndex"]
+__all__ = ["COMPACT_MIN_DEAD", "SCHEMA_VERSION", "AnnParams", "EmbeddedVectorIndex"]
 
-MAX_TOP_K = 10_000  # the same cap as Pinecone, so both adapters refuse the same requests
 # Compact a namespace once more than half its rows (and at least this many) are dead.
 COMPACT_MIN_DEAD = 4096
 
 
-class EmbeddedVectorIndex(IndexStorage):
+class EmbeddedVectorIndex(IndexStorage, VectorIndex):
     """A persistent cosine index on one machine, safe for one writer and many readers.
 
     Stored vectors are L2-normalised: ``fetch`` returns the unit vector of what was upserted.
@@ -57,6 +51,10 @@ class EmbeddedVectorIndex(IndexStorage):
     ``embedded.ann``). ``filter_fields``: metadata fields whose filter columns are built when a
     namespace loads rather than in the first query filtering on them.
     """
+
+    # Not a limit of this engine: the same cap as Pinecone's, so a request one home answers is
+    # not refused by the other. Fetch and upsert have no request limits here (one transaction).
+    max_top_k = 10_000
 
     def __init__(
         self,
@@ -77,15 +75,10 @@ class EmbeddedVectorIndex(IndexStorage):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def upsert(self, records: Sequence[VectorRecord], *, namespace: str = "") -> int:
-        latest: dict[str, VectorRecord] = {}
-        for record in records:  # the last write of an id in one batch wins, as in Pinecone
-            latest[validate_record_id(record.id)] = record
-        if not latest:
-            return 0
-        ids = list(latest)
-        unit = unit_rows([latest[i].values for i in ids], self._dimension, ids)
-        payloads = [validate_metadata(latest[i].metadata, record_id=i) for i in ids]
+    def _upsert(self, records: Sequence[CheckedRecord], namespace: str) -> int:
+        ids = [r.id for r in records]
+        unit = np.stack([r.values for r in records])
+        payloads = [r.metadata_json for r in records]
         with self._writing("upsert") as seq:
             found = self._namespace_row(namespace, create=True)
             assert found is not None  # created on demand
@@ -103,7 +96,7 @@ class EmbeddedVectorIndex(IndexStorage):
             self._db.execute("UPDATE namespaces SET next_row = ? WHERE nsid = ?", (next_row, nsid))
         if dead >= COMPACT_MIN_DEAD and 2 * dead > next_row:
             self.compact(namespace=namespace)
-        return len(records)
+        return len(ids)
 
     def compact(self, *, namespace: str = "") -> int:
         """Rewrite the namespace's file without replaced or deleted rows; returns rows freed.
@@ -136,31 +129,18 @@ class EmbeddedVectorIndex(IndexStorage):
             (self._path / f"ann-{nsid}-{old}.faiss").unlink(missing_ok=True)  # ids were rows
         return next_row - len(live)
 
-    def delete(self, ids: Sequence[str], *, namespace: str = "") -> None:
-        if not ids:
-            return
+    def _delete(self, ids: Sequence[str], namespace: str) -> None:
         with self._writing("delete") as seq:
             found = self._namespace_row(namespace, create=False)
             if found is not None:
-                self._mark_removed(found[0], list(dict.fromkeys(ids)), seq)
+                self._mark_removed(found[0], ids, seq)
 
     # -- reading -------------------------------------------------------------------------------
 
-    def query(
-        self,
-        vector: Vector,
-        *,
-        top_k: int,
-        filter: Filter | None = None,
-        include_metadata: bool = True,
-        namespace: str = "",
-    ) -> list[Match]:
-        node = compile_filter(filter) if filter else None
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}, got {top_k}", field="top_k")
-        q = unit_rows([vector], self._dimension, ["query"])[0]
+    def _query(self, query: VectorQuery) -> list[Match]:
+        node, q, top_k = query.node, query.vector, query.top_k
         with self._snapshot():
-            seg = self._segment(namespace)
+            seg = self._segment(query.namespace)
             if seg is None or seg.n_live == 0:
                 return []
             n = seg.n_rows
@@ -176,7 +156,7 @@ class EmbeddedVectorIndex(IndexStorage):
                 rows, scores = exact_top(seg.matrix, q, mask, top_k)
             else:
                 rows, scores = ann_top(graph, seg.matrix, q, mask, top_k, self.ann)
-            return self._matches(seg, rows, scores, include_metadata)
+            return self._matches(seg, rows, scores, query.include_metadata)
 
     def engine(self, *, namespace: str = "") -> str:
         """What answers queries now: ``exact``, ``ann``, or ``exact (ann building)`` while the
@@ -225,15 +205,14 @@ class EmbeddedVectorIndex(IndexStorage):
             for row, score in zip(row_list, scores, strict=True)
         ]
 
-    def fetch(self, ids: Sequence[str], *, namespace: str = "") -> dict[str, VectorRecord]:
+    def _fetch(self, ids: Sequence[str], namespace: str) -> dict[str, VectorRecord]:
         out: dict[str, VectorRecord] = {}
         with self._snapshot():
             seg = self._segment(namespace)
             if seg is None:
                 return out
-            unique = list(dict.fromkeys(ids))
-            for start in range(0, len(unique), CHUNK):
-                chunk = unique[start : start + CHUNK]
+            for start in range(0, len(ids), CHUNK):  # SQLite's bound-parameter limit
+                chunk = ids[start : start + CHUNK]
                 for record_id, row, metadata in self._db.execute(
                     "SELECT id, row, metadata FROM slots WHERE nsid = ? AND removed = 0 "
                     f"AND id IN ({','.join('?' * len(chunk))})",
