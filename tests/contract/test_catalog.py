@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from fashion_search.errors import NotFound, StaleEvent, StoreError, TransientStoreError
+from fashion_search.errors import (
+    InvalidInput,
+    NotFound,
+    StaleEvent,
+    StoreError,
+    TransientStoreError,
+)
 from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog, create_catalog_table
 from fashion_search.stores.catalog import Catalog
 from fashion_search.stores.embedded.sqlite_catalog import SCHEMA_VERSION, SqliteCatalog
@@ -164,6 +170,20 @@ def test_get_many_over_a_hundred_ids_with_duplicates_and_missing(catalog: Catalo
     assert sorted(found) == [f"id{i:03d}" for i in range(130)]
     assert found["id101"].display_name == "n101"
     assert catalog.get_many([]) == {}
+
+
+def test_an_unknown_status_is_the_same_named_error_everywhere(catalog: Catalog) -> None:
+    catalog.put(item("a"))
+    calls = [
+        lambda: catalog.update_status("a", "SHIPPED"),  # type: ignore[arg-type]
+        lambda: catalog.by_status("SHIPPED"),  # type: ignore[arg-type]
+        lambda: catalog.count("SHIPPED"),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInput, match="SHIPPED") as caught:
+            call()
+        assert caught.value.field == "status"
+    assert catalog.get("a").status is PENDING  # type: ignore[union-attr]
 
 
 def test_by_status_and_count(catalog: Catalog) -> None:
@@ -416,6 +436,29 @@ class _Unprocessing:
             )
         response["UnprocessedKeys"] = {self._table: {"Keys": keys[half:]}}
         return response
+
+
+def test_dynamodb_get_many_of_250_ids_arrives_whole_in_three_batch_reads(
+    dynamodb_client: Any, dynamodb_catalog_table: str
+) -> None:
+    """The port cuts a batch read to the 100 keys BatchGetItem takes (declared by the adapter)
+    and asks for a repeated id once (BatchGetItem refuses a repeated key)."""
+    writer = DynamoDBCatalog(dynamodb_catalog_table, client=dynamodb_client)
+    for i in range(250):
+        writer.put(item(f"x{i}"))
+    counting = _Unprocessing(dynamodb_client, dynamodb_catalog_table, times=0)
+    sizes: list[int] = []
+    real_batch_get = counting.batch_get_item
+
+    def batch_get_item(**kwargs: Any) -> Any:
+        sizes.append(len(kwargs["RequestItems"][dynamodb_catalog_table]["Keys"]))
+        return real_batch_get(**kwargs)
+
+    counting.batch_get_item = batch_get_item  # type: ignore[method-assign]
+    ids = [f"x{i}" for i in range(250)]
+    found = DynamoDBCatalog(dynamodb_catalog_table, client=counting).get_many([*ids, *ids[:30]])
+    assert sorted(found) == sorted(ids)
+    assert sizes == [100, 100, 50]
 
 
 def test_dynamodb_get_many_retries_unprocessed_keys(

@@ -1,9 +1,17 @@
-"""The catalog port, one item per image. Adapters: embedded.sqlite_catalog, aws.dynamodb_catalog."""
+"""The catalog port: one item per image. Adapters: ``embedded.sqlite_catalog``, ``aws.dynamodb_catalog``.
+
+``Catalog`` is a base class like the vector port (``stores.vectors``): its public methods check
+their input (a status that is not an ``ItemStatus`` is ``InvalidInput`` in every home),
+de-duplicate ids and cut batch reads to the size the adapter declares (``max_get_many``:
+DynamoDB's BatchGetItem takes 100 keys), then call the adapter's private ``_methods``.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,12 +44,27 @@ def decode_embedding(data: bytes, dimension: int) -> Vector:
     return np.frombuffer(data, dtype=EMBEDDING_DTYPE).astype(np.float32)
 
 
-@runtime_checkable
-class Catalog(Protocol):
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """What ``update_status`` asks of an adapter, checked."""
+
+    image_id: str
+    status: ItemStatus
+    reason: str | None = None
+    model_id: str | None = None
+    expected_token: str | None = None
+
+
+class Catalog(ABC):
+    """One item per image id; ordering tokens keep a late event from undoing a newer one."""
+
+    max_get_many: ClassVar[int | None] = None  # ids per batch read request (None: no limit)
+
+    @abstractmethod
     def put(self, item: CatalogItem) -> None:
         """Unconditional insert-or-replace (the loader, migrations)."""
-        ...
 
+    @abstractmethod
     def put_if_newer(self, item: CatalogItem) -> CatalogItem:
         """Write ``item`` unless the stored item has a larger ``ordering_token``, or has the same
         token and is already DELETED (a late create must not resurrect a delete).
@@ -49,7 +72,6 @@ class Catalog(Protocol):
         Tags and display name already stored (written by the loader) are kept when ``item`` has
         none. Returns the item as stored. Raises ``StaleEvent`` when refused.
         """
-        ...
 
     def update_status(
         self,
@@ -61,26 +83,74 @@ class Catalog(Protocol):
         expected_token: str | None = None,
     ) -> None:
         """Set status (and reason/model id). With ``expected_token``, only if the stored item
-        still carries that ordering token (else ``StaleEvent``)."""
-        ...
+        still carries that ordering token (else ``StaleEvent``); ``NotFound`` if absent."""
+        change = StatusChange(image_id, _status(status), reason, model_id, expected_token)
+        self._update_status(change)
 
+    @abstractmethod
     def get(self, image_id: str) -> CatalogItem | None: ...
 
-    def get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]: ...
+    def get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        """The items of ``image_ids`` that exist; each id is read once, however often given."""
+        ids = list(dict.fromkeys(image_ids))
+        step = self.max_get_many or max(len(ids), 1)
+        found: dict[str, CatalogItem] = {}
+        for start in range(0, len(ids), step):
+            found.update(self._get_many(ids[start : start + step]))
+        return found
 
+    @abstractmethod
     def find_by_hash(self, content_hash: str) -> list[CatalogItem]: ...
 
-    def by_status(self, status: ItemStatus) -> Iterator[CatalogItem]: ...
+    def by_status(self, status: ItemStatus) -> Iterator[CatalogItem]:
+        """Items in ``status``, oldest update first."""
+        return self._by_status(_status(status))
 
-    def count(self, status: ItemStatus | None = None) -> int: ...
+    def count(self, status: ItemStatus | None = None) -> int:
+        return self._count(None if status is None else _status(status))
 
+    @abstractmethod
     def tag_values(self) -> dict[str, list[str]]:
         """Each tag field the catalog knows, with its distinct values (for filters and UI)."""
-        ...
 
+    @abstractmethod
     def delete(self, image_id: str) -> None:
         """Remove the row entirely (tests and migrations; ingest tombstones instead)."""
-        ...
+
+    def close(self) -> None:
+        """Release connections; the catalog is not used afterwards."""
+        return None  # an adapter that holds nothing has nothing to release
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what an adapter implements ---------------------------------------------------------
+
+    @abstractmethod
+    def _update_status(self, change: StatusChange) -> None: ...
+
+    @abstractmethod
+    def _get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        """At most ``max_get_many`` distinct ids."""
+
+    @abstractmethod
+    def _by_status(self, status: ItemStatus) -> Iterator[CatalogItem]: ...
+
+    @abstractmethod
+    def _count(self, status: ItemStatus | None) -> int: ...
+
+
+def _status(status: str) -> ItemStatus:
+    try:
+        return ItemStatus(status)
+    except ValueError as exc:
+        known = ", ".join(s.value for s in ItemStatus)
+        raise InvalidInput(
+            f"status must be one of {known}, got {status!r}", field="status"
+        ) from exc
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ from fashion_search.stores.aws.dynamodb_table import (
     create_catalog_table,
     translate_error,
 )
-from fashion_search.stores.catalog import MAX_TAG_VALUES_PER_FIELD
+from fashion_search.stores.catalog import MAX_TAG_VALUES_PER_FIELD, Catalog, StatusChange
 from fashion_search.types import CatalogItem, ItemStatus, now
 
 __all__ = ["HASH_INDEX", "STATUS_INDEX", "DynamoDBCatalog", "create_catalog_table"]
@@ -38,12 +38,16 @@ __all__ = ["HASH_INDEX", "STATUS_INDEX", "DynamoDBCatalog", "create_catalog_tabl
 log = logging.getLogger(__name__)
 _TAGS_PK = "meta#tag_values"
 _TAG_ATTR = "tag#"
-_BATCH_GET = 100  # BatchGetItem's limit per request
 _RETRIES = 8
 
 
-class DynamoDBCatalog:
+class DynamoDBCatalog(Catalog):
     """``Catalog`` port over a DynamoDB table made by ``create_catalog_table``."""
+
+    # "A single operation can retrieve up to 16 MB of data, which can contain as many as 100
+    # items" (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html);
+    # the port also removes repeated ids, which BatchGetItem refuses.
+    max_get_many = 100
 
     def __init__(self, table_name: str, *, client: Any = None) -> None:
         if client is None:
@@ -113,23 +117,16 @@ class DynamoDBCatalog:
         self._record_tags(item.tags)
         return decode_item(response["Attributes"])
 
-    def update_status(
-        self,
-        image_id: str,
-        status: ItemStatus,
-        *,
-        reason: str | None = None,
-        model_id: str | None = None,
-        expected_token: str | None = None,
-    ) -> None:
+    def _update_status(self, change: StatusChange) -> None:
+        image_id, expected_token = change.image_id, change.expected_token
         names = {"#pk": "pk", "#st": "status", "#up": "updated_at", "#re": "reason"}
-        values: Attrs = {":st": {"S": ItemStatus(status).value}, ":up": {"N": repr(now())}}
+        values: Attrs = {":st": {"S": change.status.value}, ":up": {"N": repr(now())}}
         update = "SET #st = :st, #up = :up"
-        if model_id is not None:
-            names["#mo"], values[":mo"] = "model_id", {"S": model_id}
+        if change.model_id is not None:
+            names["#mo"], values[":mo"] = "model_id", {"S": change.model_id}
             update += ", #mo = :mo"
-        if reason is not None:
-            values[":re"] = {"S": reason}
+        if change.reason is not None:
+            values[":re"] = {"S": change.reason}
             update += ", #re = :re"
         else:
             update += " REMOVE #re"
@@ -197,24 +194,22 @@ class DynamoDBCatalog:
         )
         return decode_item(response["Item"]) if "Item" in response else None
 
-    def get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
-        ids = list(dict.fromkeys(image_ids))  # BatchGetItem rejects duplicate keys
+    def _get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
         found: dict[str, CatalogItem] = {}
-        for start in range(0, len(ids), _BATCH_GET):
-            keys = [{"pk": {"S": ITEM_PREFIX + i}} for i in ids[start : start + _BATCH_GET]]
-            for attempt in range(_RETRIES + 1):
-                response = self._batch_get(keys)
-                for raw in response.get("Responses", {}).get(self.table_name, []):
-                    item = decode_item(raw)
-                    found[item.image_id] = item
-                keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys")
-                if not keys:
-                    break
-                if attempt == _RETRIES:
-                    raise TransientStoreError(
-                        f"DynamoDB left {len(keys)} keys unprocessed after {_RETRIES} retries"
-                    )
-                time.sleep(min(0.05 * 2**attempt, 2.0))  # AWS: back off before retrying
+        keys = [{"pk": {"S": ITEM_PREFIX + i}} for i in image_ids]
+        for attempt in range(_RETRIES + 1):
+            response = self._batch_get(keys)
+            for raw in response.get("Responses", {}).get(self.table_name, []):
+                item = decode_item(raw)
+                found[item.image_id] = item
+            keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys")
+            if not keys:
+                break
+            if attempt == _RETRIES:
+                raise TransientStoreError(
+                    f"DynamoDB left {len(keys)} keys unprocessed after {_RETRIES} retries"
+                )
+            time.sleep(min(0.05 * 2**attempt, 2.0))  # AWS: back off before retrying
         return found
 
     def _batch_get(self, keys: list[Attrs]) -> Any:
@@ -253,17 +248,16 @@ class DynamoDBCatalog:
             (i for i in items if i.content_hash == content_hash), key=lambda i: i.image_id
         )
 
-    def by_status(self, status: ItemStatus) -> Iterator[CatalogItem]:
+    def _by_status(self, status: ItemStatus) -> Iterator[CatalogItem]:
         """Oldest update first. The index is eventually consistent: items whose status has
         moved on since are skipped."""
-        status = ItemStatus(status)
         for page in self._query_ids(STATUS_INDEX, "status", status.value):
             items = self.get_many(page)
             yield from (items[i] for i in page if i in items and items[i].status is status)
 
-    def count(self, status: ItemStatus | None = None) -> int:
+    def _count(self, status: ItemStatus | None) -> int:
         """Index queries with ``Select=COUNT`` (a Query reads only the small index entries)."""
-        statuses = list(ItemStatus) if status is None else [ItemStatus(status)]
+        statuses = list(ItemStatus) if status is None else [status]
         return sum(
             int(page.get("Count", 0))
             for s in statuses

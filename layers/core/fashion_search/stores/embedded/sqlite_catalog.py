@@ -25,6 +25,8 @@ from fashion_search.ingest.documents import lexical_text
 from fashion_search.lexical import LexicalStats, tokenize
 from fashion_search.stores.catalog import (
     MAX_TAG_VALUES_PER_FIELD,
+    Catalog,
+    StatusChange,
     decode_embedding,
     encode_embedding,
 )
@@ -79,8 +81,10 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-class SqliteCatalog:
+class SqliteCatalog(Catalog):
     """``Catalog`` port over one SQLite file (created, or migrated to ``SCHEMA_VERSION``)."""
+
+    max_get_many = _CHUNK  # one IN (...) query per batch
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -230,15 +234,9 @@ class SqliteCatalog:
         _store(conn, merged)
         return merged
 
-    def update_status(
-        self,
-        image_id: str,
-        status: ItemStatus,
-        *,
-        reason: str | None = None,
-        model_id: str | None = None,
-        expected_token: str | None = None,
-    ) -> None:
+    def _update_status(self, change: StatusChange) -> None:
+        image_id, expected_token = change.image_id, change.expected_token
+
         def update(conn: sqlite3.Connection) -> None:
             row = conn.execute(
                 "SELECT ordering_token FROM items WHERE image_id = ?", (image_id,)
@@ -252,7 +250,7 @@ class SqliteCatalog:
             conn.execute(
                 "UPDATE items SET status = ?, reason = ?, model_id = coalesce(?, model_id), "
                 "updated_at = ? WHERE image_id = ?",
-                (ItemStatus(status).value, reason, model_id, now(), image_id),
+                (change.status.value, change.reason, change.model_id, now(), image_id),
             )
 
         self._write(update)
@@ -270,39 +268,34 @@ class SqliteCatalog:
         rows = self._query(f"{_SELECT} WHERE image_id = ?", (image_id,))
         return _item(rows[0]) if rows else None
 
-    def get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
-        ids = list(dict.fromkeys(image_ids))
-        found: dict[str, CatalogItem] = {}
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in self._query(f"{_SELECT} WHERE image_id IN ({marks})", chunk):
-                found[row[0]] = _item(row)
-        return found
+    def _get_many(self, image_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        marks = ",".join("?" * len(image_ids))
+        rows = self._query(f"{_SELECT} WHERE image_id IN ({marks})", image_ids)
+        return {row[0]: _item(row) for row in rows}
 
     def find_by_hash(self, content_hash: str) -> list[CatalogItem]:
         rows = self._query(f"{_SELECT} WHERE content_hash = ? ORDER BY image_id", (content_hash,))
         return [_item(r) for r in rows]
 
-    def by_status(self, status: ItemStatus) -> Iterator[CatalogItem]:
+    def _by_status(self, status: ItemStatus) -> Iterator[CatalogItem]:
         """Oldest update first, in pages, so a long reconcile does not hold a read snapshot."""
         after: tuple[float, str] = (float("-inf"), "")
         while True:
             rows = self._query(
                 f"{_SELECT} WHERE status = ? AND (updated_at, image_id) > (?, ?) "
                 "ORDER BY updated_at, image_id LIMIT ?",
-                (ItemStatus(status).value, after[0], after[1], _CHUNK),
+                (status.value, after[0], after[1], _CHUNK),
             )
             yield from (_item(r) for r in rows)
             if len(rows) < _CHUNK:
                 return
             after = (rows[-1][14], rows[-1][0])
 
-    def count(self, status: ItemStatus | None = None) -> int:
+    def _count(self, status: ItemStatus | None) -> int:
         if status is None:
             return int(self._query("SELECT count(*) FROM items")[0][0])
         sql = "SELECT count(*) FROM items WHERE status = ?"
-        return int(self._query(sql, (ItemStatus(status).value,))[0][0])
+        return int(self._query(sql, (status.value,))[0][0])
 
     def lexical_matches(
         self, tokens: Sequence[str], *, limit: int, also: Sequence[str] = ()
