@@ -104,6 +104,31 @@ def test_metadata_must_be_ascii_and_small(blobs: BlobStore) -> None:
     assert blobs.head("m.jpg") is None
 
 
+@pytest.mark.parametrize("key", ["", "k" * 1025, "a\x00b"])
+def test_every_call_refuses_a_bad_key_by_name(blobs: BlobStore, key: str) -> None:
+    """The port checks S3's key rules before any adapter code, for every call and home."""
+    calls = [
+        lambda: blobs.put(key, b"1"),
+        lambda: blobs.get(key, max_bytes=10),
+        lambda: blobs.head(key),
+        lambda: blobs.delete(key),
+        lambda: blobs.url(key),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInput) as caught:
+            call()
+        assert caught.value.field == "key"
+    assert list(blobs.list()) == []
+
+
+def test_a_negative_cap_is_refused_by_name(blobs: BlobStore) -> None:
+    blobs.put("a.jpg", b"")
+    with pytest.raises(InvalidInput) as caught:
+        blobs.get("a.jpg", max_bytes=-1)
+    assert caught.value.field == "max_bytes"
+    assert blobs.get("a.jpg", max_bytes=0) == b""
+
+
 def test_url_opens_the_blob(blobs: BlobStore) -> None:
     blobs.put(UNICODE_KEY, b"image bytes", content_type="image/jpeg")
     url = blobs.url(UNICODE_KEY)

@@ -1,4 +1,4 @@
-"""The catalog port: one item per image. Adapters: ``embedded.sqlite_catalog``, ``aws.dynamodb_catalog``.
+"""The catalog port, one item per image. Adapters: embedded.sqlite_catalog, aws.dynamodb_catalog.
 
 ``Catalog`` is a base class like the vector port (``stores.vectors``): its public methods check
 their input (a status that is not an ``ItemStatus`` is ``InvalidInput`` in every home),

@@ -7,14 +7,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fashion_search.errors import (
-    FashionSearchError,
-    NotFound,
-    PayloadTooLarge,
-    TransientStoreError,
-)
+from fashion_search.errors import FashionSearchError, NotFound, TransientStoreError
 from fashion_search.stores.aws.errors import translate_aws_error
-from fashion_search.stores.blobs import check_key, normalise_metadata
+from fashion_search.stores.blobs import BlobStore, refuse_over
 from fashion_search.types import BlobInfo
 
 # S3's retryable answers (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html);
@@ -28,7 +23,7 @@ _MISSING = {"NoSuchKey", "404", "NotFound"}
 _FORBIDDEN = {"403", "AccessDenied", "Forbidden"}
 
 
-class S3BlobStore:
+class S3BlobStore(BlobStore):
     """``BlobStore`` port over ``bucket``; ``url(key)`` is a presigned GET."""
 
     def __init__(self, bucket: str, *, client: Any = None, presign_expiry_s: int = 3600) -> None:
@@ -63,52 +58,37 @@ class S3BlobStore:
             return denied
         return NotFound(f"no blob: s3://{self.bucket}/{key} (403 for a key that is not listed)")
 
-    def put(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        metadata: dict[str, str] | None = None,
+    def _put(
+        self, key: str, data: bytes, content_type: str | None, metadata: dict[str, str]
     ) -> BlobInfo:
-        meta = normalise_metadata(metadata)
         extra = {"ContentType": content_type} if content_type else {}
-        response = self._call(
-            "put_object", key, Key=check_key(key), Body=data, Metadata=meta, **extra
-        )
+        response = self._call("put_object", key, Key=key, Body=data, Metadata=metadata, **extra)
         return BlobInfo(
             key=key,
             size=len(data),
             etag=_etag(response.get("ETag")),
             version_id=response.get("VersionId"),
             content_type=content_type,
-            metadata=meta,
+            metadata=metadata,
         )
 
-    def get(self, key: str, *, max_bytes: int) -> bytes:
+    def _get(self, key: str, max_bytes: int) -> bytes:
         # GetObject answers with headers first: an object over the cap is refused from its
         # Content-Length and the connection closed before the body is read.
-        response = self._call("get_object", key, Key=check_key(key))
+        response = self._call("get_object", key, Key=key)
         body = response["Body"]
         try:
-            size = int(response.get("ContentLength", 0))
-            if size > max_bytes:
-                raise PayloadTooLarge(f"blob {key!r} is {size} bytes, over the {max_bytes} cap")
-            try:
-                data: bytes = body.read(max_bytes + 1)
-            except (BotoCoreError, OSError) as exc:
-                raise TransientStoreError(
-                    f"reading s3://{self.bucket}/{key} failed: {exc}"
-                ) from exc
+            refuse_over(key, int(response.get("ContentLength", 0)), max_bytes)
+            data: bytes = body.read(max_bytes + 1)
+        except (BotoCoreError, OSError) as exc:
+            raise TransientStoreError(f"reading s3://{self.bucket}/{key} failed: {exc}") from exc
         finally:
             body.close()
-        if len(data) > max_bytes:
-            raise PayloadTooLarge(f"blob {key!r} is over the {max_bytes} byte cap")
         return data
 
-    def head(self, key: str) -> BlobInfo | None:
+    def _head(self, key: str) -> BlobInfo | None:
         try:
-            response = self._call("head_object", key, Key=check_key(key))
+            response = self._call("head_object", key, Key=key)
         except NotFound:
             return None
         modified = response.get("LastModified")
@@ -122,8 +102,8 @@ class S3BlobStore:
             last_modified=modified.timestamp() if modified is not None else None,
         )
 
-    def delete(self, key: str) -> None:
-        self._call("delete_object", key, Key=check_key(key))  # S3 deletes are idempotent
+    def _delete(self, key: str) -> None:
+        self._call("delete_object", key, Key=key)  # S3 deletes are idempotent
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
         """Every object under ``prefix`` in key order; no user metadata (``head`` has it)."""
@@ -140,11 +120,11 @@ class S3BlobStore:
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"list s3://{self.bucket}/{prefix}") from exc
 
-    def url(self, key: str) -> str:
+    def _url(self, key: str) -> str:
         try:
             url: str = self._client.generate_presigned_url(
                 "get_object",
-                Params={"Bucket": self.bucket, "Key": check_key(key)},
+                Params={"Bucket": self.bucket, "Key": key},
                 ExpiresIn=self.presign_expiry_s,
             )
         except (ClientError, BotoCoreError) as exc:

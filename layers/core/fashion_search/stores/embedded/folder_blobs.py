@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge, StoreError
-from fashion_search.stores.blobs import check_key, normalise_metadata
+from fashion_search.errors import InvalidInput, NotFound, StoreError
+from fashion_search.stores.blobs import BlobStore, check_key, refuse_over
 from fashion_search.stores.disk import disk_full, is_disk_full
 from fashion_search.stores.durable import fsync_dir
 from fashion_search.types import BlobInfo
@@ -33,7 +33,7 @@ _CHUNK = 1024 * 1024
 _TMP_PREFIX = ".fs-tmp-"  # only used in the root when the meta folder is on another filesystem
 
 
-class FolderBlobStore:
+class FolderBlobStore(BlobStore):
     """``BlobStore`` port over ``root``; ``url(key)`` points at the API's ``/files/`` route."""
 
     def __init__(self, root: Path, *, url_base: str) -> None:
@@ -48,7 +48,8 @@ class FolderBlobStore:
     # -- keys -------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
-        """The file of ``key``; refuses anything that could name a file outside the root."""
+        """The file of ``key``; refuses anything that could name a file outside the root
+        (``list`` reads keys from the disk, so the port's key rules are applied here too)."""
         check_key(key)
         parts = key.split("/")
         bad = [
@@ -72,20 +73,14 @@ class FolderBlobStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def put(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        metadata: dict[str, str] | None = None,
+    def _put(
+        self, key: str, data: bytes, content_type: str | None, metadata: dict[str, str]
     ) -> BlobInfo:
         path = self._path(key)
-        meta = normalise_metadata(metadata)
         tmp = self._tmp_dir / f"{uuid.uuid4().hex}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return self._put(key, path, tmp, data, content_type, meta)
+            return self._write(key, path, tmp, data, content_type, metadata)
         except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
             # S3 holds "a.jpg" and "a.jpg/b.jpg" side by side; a file system cannot.
             raise InvalidInput(
@@ -98,7 +93,7 @@ class FolderBlobStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _put(
+    def _write(
         self,
         key: str,
         path: Path,
@@ -145,7 +140,7 @@ class FolderBlobStore:
         _write_synced(tmp, json.dumps(record).encode("utf-8"))
         os.replace(tmp, sidecar)
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         path = self._path(key)
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
@@ -161,23 +156,18 @@ class FolderBlobStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def get(self, key: str, *, max_bytes: int) -> bytes:
+    def _get(self, key: str, max_bytes: int) -> bytes:
         path = self._path(key)
         try:
             with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > max_bytes:
-                    raise PayloadTooLarge(f"blob {key!r} is {size} bytes, over the {max_bytes} cap")
-                data = f.read(max_bytes + 1)
+                refuse_over(key, os.fstat(f.fileno()).st_size, max_bytes)
+                return f.read(max_bytes + 1)  # the port refuses a file that grew meanwhile
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise NotFound(f"no blob {key!r}") from exc
         except OSError as exc:
             raise StoreError(f"cannot read blob {key!r}: {exc.strerror or exc}") from exc
-        if len(data) > max_bytes:  # the file grew after fstat
-            raise PayloadTooLarge(f"blob {key!r} is over the {max_bytes} byte cap")
-        return data
 
-    def head(self, key: str) -> BlobInfo | None:
+    def _head(self, key: str) -> BlobInfo | None:
         path = self._path(key)
         try:
             st = path.stat()
@@ -235,7 +225,7 @@ class FolderBlobStore:
             if path.is_file():
                 yield self._describe(key, path, st)
 
-    def url(self, key: str) -> str:
+    def _url(self, key: str) -> str:
         self._path(key)
         return f"{self.url_base}/files/{quote(key)}"
 
