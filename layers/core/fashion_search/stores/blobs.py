@@ -7,10 +7,11 @@ the bucket would refuse), and refuse a read over ``max_bytes``; adapters impleme
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator
 
 from fashion_search.errors import InvalidInput, PayloadTooLarge
+from fashion_search.stores.port import Port
 from fashion_search.types import BlobInfo
 
 # S3 caps user metadata at 2 KB (keys and values, UTF-8) and sends it as HTTP headers, which
@@ -43,7 +44,7 @@ def normalise_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     return out
 
 
-class BlobStore(ABC):
+class BlobStore(Port):
     def put(
         self,
         key: str,
@@ -78,10 +79,6 @@ class BlobStore(ABC):
     def url(self, key: str) -> str:
         """A URL a browser can open: presigned GET (S3) or the API's local image route."""
         return self._url(check_key(key))
-
-    def close(self) -> None:
-        """Release connections; the store is not used afterwards."""
-        return None  # an adapter that holds nothing has nothing to release
 
     # -- what an adapter implements (keys and metadata checked) -----------------------------
 

@@ -8,7 +8,7 @@ DynamoDB's BatchGetItem takes 100 keys), then call the adapter's private ``_meth
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
@@ -17,6 +17,7 @@ import numpy as np
 
 from fashion_search.errors import InvalidInput, StoreError
 from fashion_search.lexical import LexicalStats
+from fashion_search.stores.port import Port
 from fashion_search.types import CatalogItem, ItemStatus, Vector
 
 # Embeddings are kept as little-endian float32 bytes (2 KiB for 512 dims) next to the model id
@@ -50,12 +51,14 @@ class StatusChange:
 
     image_id: str
     status: ItemStatus
-    reason: str | None = None
-    model_id: str | None = None
-    expected_token: str | None = None
+    # None clears the stored reason but keeps the stored model id.
+    reason: str | None
+    model_id: str | None
+    # Write only if the stored item still carries this ordering token (else StaleEvent).
+    expected_token: str | None
 
 
-class Catalog(ABC):
+class Catalog(Port):
     """One item per image id; ordering tokens keep a late event from undoing a newer one."""
 
     max_get_many: ClassVar[int | None] = None  # ids per batch read request (None: no limit)
@@ -116,16 +119,6 @@ class Catalog(ABC):
     @abstractmethod
     def delete(self, image_id: str) -> None:
         """Remove the row entirely (tests and migrations; ingest tombstones instead)."""
-
-    def close(self) -> None:
-        """Release connections; the catalog is not used afterwards."""
-        return None  # an adapter that holds nothing has nothing to release
-
-    def __enter__(self) -> Catalog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- what an adapter implements ---------------------------------------------------------
 

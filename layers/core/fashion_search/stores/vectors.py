@@ -21,7 +21,7 @@ Adapters receive unit-length float32 vectors (``CheckedRecord``, ``VectorQuery``
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -36,6 +36,7 @@ from fashion_search.stores.filters import (
     validate_metadata,
     validate_record_id,
 )
+from fashion_search.stores.port import Port
 from fashion_search.types import Filter, Match, Metadata, SparseVector, Vector, VectorRecord
 
 Unit = npt.NDArray[np.float32]
@@ -89,7 +90,7 @@ class VectorQuery:
     alpha: float = 1.0
 
 
-class VectorIndex(ABC):
+class VectorIndex(Port):
     """Cosine-similarity index of L2-normalised vectors with Pinecone-style metadata filters.
 
     Limits an adapter declares (None: no limit of its own): ``max_top_k`` (a larger ``top_k``
@@ -189,16 +190,6 @@ class VectorIndex(ABC):
     @abstractmethod
     def engine(self, *, namespace: str = "") -> str:
         """What answers queries now (``/health``): ``exact``, ``ann``, ``pinecone``..."""
-
-    def close(self) -> None:
-        """Release connections and files; the index is not used afterwards."""
-        return None  # an adapter that holds nothing has nothing to release
-
-    def __enter__(self) -> VectorIndex:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- what an adapter implements ---------------------------------------------------------
 

@@ -1,0 +1,20 @@
+"""What every store port shares: ``close()`` and use as a context manager."""
+
+from __future__ import annotations
+
+from abc import ABC
+from typing import Self
+
+
+class Port(ABC):  # noqa: B024 (no abstract method of its own: each port declares its own)
+    """Base of ``VectorIndex``, ``Catalog`` and ``BlobStore``."""
+
+    def close(self) -> None:
+        """Release connections and files; the store is not used afterwards."""
+        return None  # an adapter that holds nothing has nothing to release
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
