@@ -218,7 +218,7 @@ def compare_load(
 
 def compare_in_process(server: Server, jpeg: bytes, env: dict[str, str], rounds: int) -> Any:
     """The same query in this process (Searcher) and through HTTP at concurrency 1."""
-    from fashion_search.api.deps import build_searcher, limit_blas_threads
+    from fashion_search.runtime import build_searcher, limit_blas_threads
     from fashion_search.settings import Settings
 
     saved = dict(os.environ)

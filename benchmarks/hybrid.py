@@ -46,16 +46,15 @@ def main() -> None:
     if args.http:
         run = http_runner(args.data_dir, args.model, args.top_k)
 
-    from fashion_search.home import open_stores
     from fashion_search.model.embedder import OnnxClipEmbedder
-    from fashion_search.search import Searcher
+    from fashion_search.runtime import open_runtime
     from fashion_search.settings import EmbeddedSettings, Settings
 
     settings = Settings(embedded=EmbeddedSettings(data_dir=args.data_dir))
     embedder = OnnxClipEmbedder.from_bundle(args.model, intra_op_threads=1)
     alpha = settings.search.alpha
-    with open_stores(settings, dimension=embedder.dim) as stores:
-        searcher = Searcher(stores, embedder, settings=settings)
+    with open_runtime(settings, embedder=embedder) as runtime:
+        searcher = runtime.searcher()
         searcher.warm()
         size = searcher.index_size()
         if not args.http:

@@ -114,22 +114,19 @@ class Pipeline:
     """Loader -> images folder -> watcher (watchdog) -> ingest core -> embedded index."""
 
     def __init__(self, bundle: Path, data_dir: Path, batch: int) -> None:
-        from fashion_search.home import open_stores
-        from fashion_search.ingest import Ingestor
         from fashion_search.ingest.triggers.watcher import FolderWatcher
-        from fashion_search.model.loader import load_embedder
+        from fashion_search.runtime import open_runtime
         from fashion_search.settings import EmbeddedSettings, ModelSettings, Settings
 
         settings = Settings(
             embedded=EmbeddedSettings(data_dir=data_dir),
             model=ModelSettings(bundle=bundle, batch_size=batch),
         )
-        embedder = load_embedder(settings)
-        embedder.load()
-        embedder.embed_images([photo_jpeg(0, (64, 64))] * batch)  # warm-up, as bare had
-        _ = embedder.model_id
-        self.stores = open_stores(settings, dimension=embedder.dim)
-        ingestor = Ingestor(self.stores, embedder, settings=settings)
+        runtime = open_runtime(settings, load_now=True)
+        runtime.embedder.embed_images([photo_jpeg(0, (64, 64))] * batch)  # warm-up, as bare had
+        _ = runtime.embedder.model_id
+        self.stores = runtime.stores
+        ingestor = runtime.ingestor()
         watcher = FolderWatcher(ingestor, settings.embedded.images_dir, settle_s=0.2)
         self.stop = threading.Event()
         self.indexed = 0

@@ -34,7 +34,8 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fashion_search.api import create_app
-from fashion_search.api.deps import SearcherProvider, limit_blas_threads
+from fashion_search.api.deps import SearcherProvider
+from fashion_search.runtime import build_searcher, limit_blas_threads
 from fashion_search.settings import Settings
 from mangum import Mangum
 from snapshot_restore_py import register_after_restore
@@ -59,8 +60,6 @@ def _after_restore() -> None:
     import boto3
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
-    from fashion_search.home import open_stores
-    from fashion_search.search import Searcher
 
     random.seed()  # from os.urandom: every restored environment draws its own sequence
     # This environment's credentials (the snapshot holds the publishing one's) and no pooled
@@ -71,8 +70,7 @@ def _after_restore() -> None:
     provider: SearcherProvider = app.state.searcher_provider
     try:
         old = provider.get()
-        stores = open_stores(settings, dimension=old.embedder.dim)
-        searcher = Searcher(stores, old.embedder, settings=settings)
+        searcher = build_searcher(settings, embedder=old.embedder)
     except Exception:  # the first request rebuilds (and reports) instead
         logger.exception("reopening the store clients after restore failed")
         app.state.searcher_provider = SearcherProvider(settings)

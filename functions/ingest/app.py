@@ -7,7 +7,8 @@ per-record handler given to ``process_partial_response`` only replays each recor
 (raise = failed). BatchProcessor then builds ``batchItemFailures`` exactly as usual, including
 its rule that a batch where every record failed raises, so Lambda retries it whole.
 
-Stores, model and idempotency ledger are created at module scope: once per cold start.
+Stores, model and idempotency ledger are built at module scope (``runtime.build_ingestor``): once
+per cold start.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, SQSEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fashion_search.errors import InvalidInput
-from fashion_search.home import open_stores
 from fashion_search.ingest import (
     BlobEvent,
-    Ingestor,
     IngestOutcome,
     PowertoolsLedger,
     failed_sources,
@@ -38,7 +37,7 @@ from fashion_search.ingest import (
     summarise,
 )
 from fashion_search.ingest.events import is_sqs_event
-from fashion_search.model.loader import load_embedder
+from fashion_search.runtime import build_ingestor
 from fashion_search.settings import Settings
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME
@@ -60,29 +59,8 @@ class RecordFailed(Exception):
     """Raised by the per-record handler so BatchProcessor reports the record as failed."""
 
 
-def _ledger(settings: Settings) -> PowertoolsLedger | None:
-    table = settings.aws.idempotency_table
-    if not table:
-        logger.warning("no idempotency table configured: replays are caught by the catalog only")
-        return None
-    import boto3
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    client = boto3.client(
-        "dynamodb", region_name=settings.aws.region, endpoint_url=settings.aws.endpoint_url
-    )
-    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
-    return PowertoolsLedger(persistence, function_name="ingest")
-
-
-def build_ingestor(settings: Settings) -> Ingestor:
-    embedder = load_embedder(settings)
-    stores = open_stores(settings, dimension=embedder.dim)
-    return Ingestor(stores, embedder, settings=settings, ledger=_ledger(settings))
-
-
 SETTINGS = Settings()
-INGESTOR = build_ingestor(SETTINGS)
+INGESTOR = build_ingestor(SETTINGS, idempotent=True)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -145,4 +123,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 # The template's Globals name every function's entry ``app.handler``.
 handler = lambda_handler
 
-__all__ = ["build_ingestor", "handler", "lambda_handler"]
+__all__ = ["handler", "lambda_handler"]

@@ -22,6 +22,7 @@ from fashion_search.demo import run as demo
 from fashion_search.demo.catalog import iter_products, render_product
 from fashion_search.ingest.pipeline import Ingestor
 from fashion_search.ingest.triggers.watcher import FolderWatcher
+from fashion_search.runtime import build_ingestor
 from fashion_search.settings import Settings
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -48,7 +49,7 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     paths = demo.DemoPaths(root)
     settings = demo.demo_settings(Settings(_env_file=None), data_dir=root, bundle=DEMO_MODEL)
     assert demo.ensure_catalog(paths, products=PRODUCTS, seed=SEED)
-    ingestor = demo.open_ingestor(settings)
+    ingestor = build_ingestor(settings)
     loaded, ingested = demo.load_and_ingest(ingestor, paths)
     counts = ingested.counts
     assert (loaded.loaded, counts["indexed"], counts["failed"]) == (PRODUCTS, PRODUCTS, 0)

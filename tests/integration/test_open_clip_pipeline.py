@@ -18,6 +18,7 @@ from fashion_search.demo import run as demo
 from fashion_search.demo.catalog import iter_products
 from fashion_search.ingest.documents import document_vector
 from fashion_search.model.embedder import OnnxClipEmbedder
+from fashion_search.runtime import build_ingestor
 from fashion_search.settings import Settings
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -49,7 +50,7 @@ def siglip_demo(
         update={"model": settings.model.model_copy(update={"intra_op_threads": 2})}
     )
     demo.ensure_catalog(paths, products=PRODUCTS, seed=SEED)
-    ingestor = demo.open_ingestor(settings)
+    ingestor = build_ingestor(settings)
     _, ingested = demo.load_and_ingest(ingestor, paths)
     embedder = OnnxClipEmbedder.from_bundle(siglip_case.bundle, intra_op_threads=2)
     with TestClient(create_app(settings)) as client:

@@ -16,9 +16,10 @@ from fashion_search.api import errors
 from fashion_search.api.access_log import install_redaction
 from fashion_search.api.auth import ApiKeyChecker
 from fashion_search.api.body import BodyLimitMiddleware, body_cap
-from fashion_search.api.deps import SearcherProvider, build_searcher
+from fashion_search.api.deps import SearcherProvider
 from fashion_search.api.routes import files, health, images, search
 from fashion_search.api.schemas import REQUEST_MODELS
+from fashion_search.runtime import build_searcher
 from fashion_search.search import Searcher
 from fashion_search.settings import Home, Settings
 

@@ -1,4 +1,6 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""FastAPI dependencies of the routes, as ``Annotated`` aliases, and the app's one ``Searcher``.
+
+What the searcher is built from (model, stores, process settings) is ``fashion_search.runtime``."""
 
 from __future__ import annotations
 
@@ -10,33 +12,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from fashion_search.api.auth import HEADER, ApiKeyChecker
+from fashion_search.runtime import build_searcher
 from fashion_search.search import Searcher
 from fashion_search.settings import Settings
-
-
-def limit_blas_threads() -> None:
-    """One BLAS thread in the API process (call once, from a process entry point).
-
-    After a threaded matrix-vector product OpenBLAS's worker threads spin, and on a 2-vCPU
-    Lambda they take the cores from the next onnxruntime run (measured in docs/api.md: search
-    p50 103 -> 75 ms in an interleaved A/B). One thread scans 44k x 512 in about 3 ms.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it the API is only slower
-        return
-    threadpool_limits(limits=1, user_api="blas")
-
-
-def build_searcher(settings: Settings) -> Searcher:
-    """The model and the home's store clients, built once per process."""
-    from fashion_search.home import open_stores
-    from fashion_search.model.loader import load_embedder
-
-    embedder = load_embedder(settings)
-    embedder.load()  # both ONNX sessions and the tokenizer now, not inside the first query
-    stores = open_stores(settings, dimension=embedder.dim)
-    return Searcher(stores, embedder, settings=settings)
 
 
 class SearcherProvider:

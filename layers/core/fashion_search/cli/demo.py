@@ -46,6 +46,7 @@ def demo_command(
 
     from fashion_search.demo import run as demo
     from fashion_search.ingest.outcome import IngestOutcome, summarise
+    from fashion_search.runtime import build_ingestor
     from fashion_search.settings import Settings
 
     started = time.monotonic()
@@ -63,7 +64,7 @@ def demo_command(
         typer.echo(f"generated a catalog of {products} products in {paths.catalog_dir}")
     else:
         typer.echo(f"catalog: {paths.styles_csv} (reused)")
-    ingestor = demo.open_ingestor(settings)
+    ingestor = build_ingestor(settings)
     typer.echo(f"model: {ingestor.embedder.model_id} ({bundle})")
     # One bar after the other, each closed before the next starts: two live bars share one
     # line wherever the output is not a terminal that moves the cursor (a log, CI, a pipe).

@@ -14,17 +14,8 @@ from fashion_search.cli._checks import require_home
 from fashion_search.cli._report import emit, finish, ingest_problems, load_problems, say
 from fashion_search.cli._signals import stop_on_signals
 from fashion_search.ingest.outcome import IngestOutcome
+from fashion_search.runtime import build_ingestor
 from fashion_search.settings import Home, Settings
-
-
-def _ingestor(settings: Settings) -> Any:
-    from fashion_search.home import open_stores
-    from fashion_search.ingest.pipeline import Ingestor
-    from fashion_search.model.loader import load_embedder
-
-    embedder = load_embedder(settings)
-    stores = open_stores(settings, dimension=embedder.dim)
-    return Ingestor(stores, embedder, settings=settings)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -56,7 +47,7 @@ def ingest_cmd(
     )
 
     settings = Settings()
-    ingestor = _ingestor(settings)
+    ingestor = build_ingestor(settings)
     stores = ingestor.stores
     root = settings.embedded.images_dir
     summary: dict[str, Any] = {}
@@ -112,7 +103,7 @@ def watch_cmd(
             err=True,
         )
         raise typer.Exit(2)
-    ingestor = _ingestor(settings)
+    ingestor = build_ingestor(settings)
     root = settings.embedded.images_dir
     watcher = FolderWatcher(ingestor, root, settle_s=settle)
     latest = LatestOutcomes()
@@ -163,16 +154,17 @@ def load_cmd(
     ] = None,
 ) -> None:
     """Load a Kaggle Fashion Product Images catalog (styles.csv + images) into the home."""
-    from fashion_search.ingest.kaggle.loader import CatalogLoader
+    from fashion_search.ingest.kaggle.loader import CatalogLoader, LoadTarget
 
     settings = Settings()
+    stores: LoadTarget
     if settings.home is Home.AWS:
         from fashion_search.home import open_upload_stores
 
         # The cloud embeds (each upload triggers the ingest function): no model, no Pinecone.
         ingestor, stores = None, open_upload_stores(settings)
     else:
-        ingestor = _ingestor(settings)
+        ingestor = build_ingestor(settings)
         stores = ingestor.stores
     total = sum(1 for _ in CatalogLoader(stores).rows(styles_csv, limit=limit))
     with tqdm(total=total, desc="load", unit="row") as bar:
@@ -213,7 +205,7 @@ def reconcile_cmd(
     require_home(settings)
     with tqdm(desc="reconcile", unit="item") as bar:
         report = reconcile(
-            _ingestor(settings), fix=fix, reembed_stale=reembed_stale, on_progress=bar.update
+            build_ingestor(settings), fix=fix, reembed_stale=reembed_stale, on_progress=bar.update
         )
     emit(report.as_dict(), json_path)
 

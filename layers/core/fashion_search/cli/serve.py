@@ -34,7 +34,7 @@ def served_settings(settings: Settings, *, host: str | None, port: int | None) -
 def _factory() -> object:
     """uvicorn --reload entry: a fresh app from the environment in the reloading worker."""
     from fashion_search.api import create_app
-    from fashion_search.api.deps import limit_blas_threads
+    from fashion_search.runtime import limit_blas_threads
 
     limit_blas_threads()
     app = create_app(Settings())
@@ -85,7 +85,7 @@ def serve_command(
         )
         return
     from fashion_search.api import create_app
-    from fashion_search.api.deps import limit_blas_threads
+    from fashion_search.runtime import limit_blas_threads
 
     limit_blas_threads()
     app = create_app(settings)

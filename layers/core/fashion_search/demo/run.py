@@ -98,14 +98,6 @@ def check_bundle(settings: Settings) -> Path:
     return bundle
 
 
-def open_ingestor(settings: Settings) -> Ingestor:
-    from fashion_search.home import open_stores
-    from fashion_search.model.loader import load_embedder
-
-    embedder = load_embedder(settings)
-    return Ingestor(open_stores(settings, dimension=embedder.dim), embedder, settings=settings)
-
-
 def load_catalog(
     ingestor: Ingestor, paths: DemoPaths, *, on_progress: Progress | None = None
 ) -> LoadSummary:
