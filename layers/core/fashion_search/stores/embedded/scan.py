@@ -1,6 +1,6 @@
 """Exact top-k over a namespace's mapped float32 rows, with faiss's inner-product kernel.
 
-``serve`` caps BLAS at one thread (``api.deps.limit_blas_threads``), and there numpy's
+``serve`` caps BLAS at one thread (``runtime.limit_blas_threads``), and there numpy's
 matrix-vector product reads about 12.8 GB/s; faiss's ``knn_inner_product`` (the kernel behind
 ``IndexFlatIP``) reads the same rows about twice as fast on one thread, keeps the top k in a heap
 as it goes (no score array, no ``argpartition``), and works on the mapped file through a pointer,
