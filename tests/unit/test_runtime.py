@@ -16,7 +16,7 @@ import pytest
 from fashion_search.errors import ConfigError
 from fashion_search.ingest.events import BlobEvent, EventKind, hex_token
 from fashion_search.ingest.ledger import PowertoolsLedger
-from fashion_search.ingest.outcome import OutcomeStatus
+from fashion_search.ingest.outcome import OutcomeReason, OutcomeStatus
 from fashion_search.ingest.triggers.folder import created_event
 from fashion_search.model.embedder import OnnxClipEmbedder
 from fashion_search.runtime import build_ingestor, build_searcher, open_runtime
@@ -166,8 +166,7 @@ def test_the_ingest_function_in_aws_claims_each_event_in_the_powertools_ledger(
         assert isinstance(ingestor.ledger, PowertoolsLedger)
         assert ingestor.handle([event])[0].status is OutcomeStatus.INDEXED
         replay = ingestor.handle([event])[0]  # SQS delivered it again
-        assert replay.status is OutcomeStatus.SKIPPED
-        assert replay.reason == "duplicate: idempotency record"
+        assert (replay.status, replay.code) == (OutcomeStatus.SKIPPED, OutcomeReason.LEDGER_DONE)
         records = dynamodb_client.scan(TableName=idempotency_table)["Items"]
         assert [r["status"]["S"] for r in records] == ["COMPLETED"]
     finally:
@@ -184,9 +183,11 @@ def test_tools_that_redrive_on_purpose_go_without_the_ledger(
         assert ingestor.ledger is None
         assert ingestor.handle([event])[0].status is OutcomeStatus.INDEXED
         replay = ingestor.handle([event])[0]
-        assert replay.status is OutcomeStatus.SKIPPED and replay.reason != (
-            "duplicate: idempotency record"
-        )  # the catalog's own check caught it
+        # The catalog's own check caught it.
+        assert (replay.status, replay.code) == (
+            OutcomeStatus.SKIPPED,
+            OutcomeReason.ALREADY_INDEXED,
+        )
         assert dynamodb_client.scan(TableName=idempotency_table)["Items"] == []
     finally:
         ingestor.stores.close()
