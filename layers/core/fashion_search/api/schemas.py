@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -279,7 +280,8 @@ class Hit(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    results: list[Hit]
+    # Built from the core's ``SearchResult`` by attribute (``from_attributes``): its ``hits``.
+    results: list[Hit] = Field(validation_alias=AliasChoices("results", "hits"))
     model_id: str
     took_ms: float
     weak_match: bool = Field(

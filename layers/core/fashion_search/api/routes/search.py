@@ -16,7 +16,6 @@ from fashion_search.api import body
 from fashion_search.api.deps import ApiKeyDep, SearcherDep, SettingsDep
 from fashion_search.api.errors import ERROR_RESPONSES
 from fashion_search.api.schemas import (
-    Hit,
     SearchForm,
     SearchQuery,
     SearchResponse,
@@ -49,27 +48,7 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _response(result: SearchResult) -> SearchResponse:
-    hits = [
-        Hit(
-            image_id=h.image_id,
-            score=h.score,
-            dense_score=h.dense_score,
-            lexical_score=h.lexical_score,
-            display_name=h.display_name,
-            tags=h.tags,
-            image_url=h.image_url,
-            key=h.key,
-        )
-        for h in result.hits
-    ]
-    return SearchResponse(
-        results=hits,
-        model_id=result.model_id,
-        took_ms=result.took_ms,
-        weak_match=result.weak_match,
-        weak_below=result.weak_below,
-        alpha=result.alpha,
-    )
+    return SearchResponse.model_validate(result, from_attributes=True)
 
 
 def _answer(searcher: Searcher, request: _WithImage) -> SearchResponse:
