@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -100,6 +100,37 @@ class SearchResult:
     weak_match: bool = False
     weak_below: float | None = None
     alpha: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class _Fusion:
+    """One hybrid query, and the scoring both homes share once they have their candidates."""
+
+    vector: Vector
+    tokens: list[str]
+    alpha: float
+    top_k: int
+    filters: Filter | None
+    exclude: set[str]
+
+    @property
+    def k(self) -> int:
+        """Candidates to ask for: top_k, plus room for the excluded and vanished ones."""
+        return self.top_k + len(self.exclude) + 2
+
+    def scored(
+        self,
+        dense: Mapping[str, float],
+        terms: Mapping[str, Sequence[str]],
+        weights: Mapping[str, float],
+    ) -> list[tuple[float, str, float, float]]:
+        """(fused, id, dense, lexical) of each candidate but the excluded ones."""
+        out = []
+        for image_id, d in dense.items():
+            if image_id not in self.exclude:
+                lex = lexical_score(weights, terms.get(image_id, ()))
+                out.append((fuse(d, lex, self.alpha), image_id, d, lex))
+        return out
 
 
 def has_visible_text(value: str) -> bool:
@@ -400,23 +431,22 @@ class Searcher:
         filters: Filter | None,
         exclude: set[str],
     ) -> list[Hit]:
-        tokens = tokenize(text)
+        ask = _Fusion(vector, tokenize(text), alpha, top_k, filters, exclude)
         catalog, vectors = self.stores.catalog, self.stores.vectors
+        items: dict[str, CatalogItem] = {}
         if isinstance(catalog, LexicalCatalog):
-            scored = self._fused_locally(
-                catalog, vector, tokens, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
-            )
+            scored = self._fused_locally(catalog, ask)
         elif vectors.hybrid:
-            scored = self._fused_by_index(
-                vectors, vector, tokens, alpha=alpha, top_k=top_k, filters=filters, exclude=exclude
-            )
+            scored, items = self._fused_by_index(vectors, ask)
         else:  # an index that cannot match words (a cosine Pinecone index): dense only
             return self._query(vector, top_k=top_k, filters=filters, exclude=exclude)
         scored.sort(key=lambda s: (-s[0], s[1]))
         hits: list[Hit] = []
-        for start in range(0, len(scored), top_k + 2):  # usually one catalog read
+        for start in range(0, len(scored), top_k + 2):  # usually one catalog read, or none
             page = scored[start : start + top_k + 2]
-            items = catalog.get_many([image_id for _, image_id, _, _ in page])
+            missing = [image_id for _, image_id, _, _ in page if image_id not in items]
+            if missing:
+                items.update(catalog.get_many(missing))
             for score, image_id, d, lex in page:
                 item = items.get(image_id)
                 if item is None or item.status != ItemStatus.INDEXED:
@@ -427,79 +457,64 @@ class Searcher:
         return hits
 
     def _fused_locally(
-        self,
-        catalog: LexicalCatalog,
-        vector: Vector,
-        tokens: list[str],
-        *,
-        alpha: float,
-        top_k: int,
-        filters: Filter | None,
-        exclude: set[str],
+        self, catalog: LexicalCatalog, ask: _Fusion
     ) -> list[tuple[float, str, float, float]]:
         """The embedded home: the exact scan's and FTS5's best candidates, each scored on both
-        sides (dense from the index's own vectors, lexical from FTS5's stored words)."""
+        sides (dense from the index's own vectors, lexical from the catalog's stored words).
+        Two catalog reads (the statistics, cached while the catalog's words stay the same; the
+        FTS5 matches with the dense candidates' words) and one index read (the vectors of the
+        candidates only the words found)."""
         ns, vectors = self.stores.namespace, self.stores.vectors
-        k = vectors.capped(max(top_k + len(exclude) + 2, self.settings.search.candidates))
-        stats = catalog.lexical_stats(tokens)
-        weights = query_weights(tokens, stats)
+        k = vectors.capped(max(ask.k, self.settings.search.candidates))
+        stats = catalog.lexical_stats(ask.tokens)
         dense = {
             m.id: float(m.score)
             for m in vectors.query(
-                vector, top_k=k, filter=filters, include_metadata=False, namespace=ns
+                ask.vector, top_k=k, filter=ask.filters, include_metadata=False, namespace=ns
             )
         }
-        found = catalog.lexical_matches(_selective(tokens, stats), limit=k, also=list(dense))
+        found = catalog.lexical_matches(_selective(ask.tokens, stats), limit=k, also=list(dense))
         terms = dict(found)
-        word_only = [i for i in terms if i not in dense]
-        for image_id, record in vectors.fetch(word_only, namespace=ns).items():
-            if filters and not matches(filters, record.metadata):
-                continue  # index results are filtered already; word matches are here
-            dense[image_id] = float(vector @ l2_normalise(record.values))
-        return [
-            (fuse(d, lex, alpha), image_id, d, lex)
-            for image_id, d in dense.items()
-            if image_id not in exclude
-            for lex in (lexical_score(weights, terms.get(image_id, [])),)
+        records = [
+            record
+            for record in vectors.fetch([i for i in terms if i not in dense], namespace=ns).values()
+            # index results are filtered already; word matches are filtered here
+            if not ask.filters or matches(ask.filters, record.metadata)
         ]
+        if records:  # one matrix product, not a normalisation per candidate
+            cosines = l2_normalise(np.stack([r.values for r in records])) @ ask.vector
+            dense.update(zip([r.id for r in records], cosines.tolist(), strict=True))
+        return ask.scored(dense, terms, query_weights(ask.tokens, stats))
 
     def _fused_by_index(
-        self,
-        vectors: VectorIndex,
-        vector: Vector,
-        tokens: list[str],
-        *,
-        alpha: float,
-        top_k: int,
-        filters: Filter | None,
-        exclude: set[str],
-    ) -> list[tuple[float, str, float, float]]:
+        self, vectors: VectorIndex, ask: _Fusion
+    ) -> tuple[list[tuple[float, str, float, float]], dict[str, CatalogItem]]:
         """The AWS home: one sparse-dense Pinecone query ranks; each hit's two parts are then
-        recomputed from its catalog item, so the response can show them."""
-        weights = query_weights(tokens, self._fitted_stats())
-        indices, values = sparse_query(weights)
+        recomputed from its catalog item (read once, and kept for the hits), so the response
+        can show them."""
+        weights = query_weights(ask.tokens, self._fitted_stats())
         found = vectors.query_hybrid(
-            vector,
-            SparseVector(indices, values),
-            alpha=alpha,
-            top_k=vectors.capped(top_k + len(exclude) + 2),
-            filter=filters,
+            ask.vector,
+            SparseVector(*sparse_query(weights)),
+            alpha=ask.alpha,
+            top_k=vectors.capped(ask.k),
+            filter=ask.filters,
             namespace=self.stores.namespace,
         )
-        ids = [m.id for m in found if m.id not in exclude]
-        items = self.stores.catalog.get_many(ids)
-        fused = {m.id: float(m.score) for m in found}
-        out = []
-        for image_id in ids:
-            item = items.get(image_id)
+        items = self.stores.catalog.get_many([m.id for m in found if m.id not in ask.exclude])
+        terms = {image_id: tokenize(lexical_text(item)) for image_id, item in items.items()}
+        dense: dict[str, float] = {}
+        for m in found:
+            item = items.get(m.id)
             if item is None:
                 continue
-            lex = lexical_score(weights, tokenize(lexical_text(item)))
-            d = self._dense_from_item(vector, item)
+            d = self._dense_from_item(ask.vector, item)
             if d is None:  # another model's item: the index's fused score is all there is
-                d = (fused[image_id] - (1.0 - alpha) * lex) / alpha if alpha > 0 else 0.0
-            out.append((fuse(d, lex, alpha), image_id, d, lex))
-        return out
+                lex = lexical_score(weights, terms[m.id])
+                a = ask.alpha
+                d = (float(m.score) - (1.0 - a) * lex) / a if a > 0 else 0.0
+            dense[m.id] = d
+        return ask.scored(dense, terms, weights), items
 
     @property
     def _model_id(self) -> str:

@@ -33,9 +33,11 @@ from fashion_search.stores.catalog import (
 from fashion_search.stores.disk import disk_full, is_disk_full
 from fashion_search.types import CatalogItem, ItemStatus, now
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500  # ids per IN (...) query, below SQLite's bound-parameter limit
+_WORDS_VERSION = "words_version"  # catalog_meta row: bumped by every write of an item's words
+_STATS_CACHE_TOKENS = 50_000  # cached document frequencies, at most (then read afresh)
 
 # Migrations from version N-1 to N. A new database runs them all; an older one runs the rest.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -64,6 +66,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE VIRTUAL TABLE items_text USING fts5(image_id UNINDEXED, body)",
         "CREATE VIRTUAL TABLE items_vocab USING fts5vocab(items_text, row)",
     ),
+    # Issue #16, latency: each item's words beside it too, so a hybrid query reads the dense
+    # candidates' words by key (FTS5 finds rows by word, not by its unindexed image_id: that
+    # read scanned the whole table). ``catalog_meta.words_version`` counts word changes; it
+    # keys the cached document frequencies (``lexical_stats``).
+    4: ("ALTER TABLE items ADD COLUMN words TEXT",),
 }
 _COLUMNS = (
     "image_id key bucket status tags tags_predicted display_name content_hash etag version_id "
@@ -91,6 +98,7 @@ class SqliteCatalog(Catalog):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._stats: _CachedStats | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate(self._conn())
 
@@ -132,9 +140,10 @@ class SqliteCatalog(Catalog):
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[step]:
                         conn.execute(statement)
-                    if step == 3:
-                        for row in conn.execute(_SELECT).fetchall():
-                            _store_text(conn, _item(row))
+                if version < 4:  # existing items' words, once, in both places
+                    conn.execute("DELETE FROM items_text")
+                    for row in conn.execute(_SELECT).fetchall():
+                        _store_words(conn, _item(row), replace=False)
                 conn.execute(
                     "INSERT OR REPLACE INTO catalog_meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -259,6 +268,7 @@ class SqliteCatalog(Catalog):
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM items WHERE image_id = ?", (image_id,))
             conn.execute("DELETE FROM items_text WHERE image_id = ?", (image_id,))
+            _bump_words_version(conn)
 
         self._write(delete)
 
@@ -315,7 +325,9 @@ class SqliteCatalog(Catalog):
             params += [" OR ".join(f'"{t}"' for t in words), limit]
         if extra:
             marks = ",".join("?" * len(extra))
-            parts.append(f"SELECT image_id, body FROM items_text WHERE image_id IN ({marks})")
+            parts.append(
+                f"SELECT image_id, words FROM items WHERE image_id IN ({marks}) AND words != ''"
+            )
             params += extra
         if not parts:
             return []
@@ -329,22 +341,37 @@ class SqliteCatalog(Catalog):
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT image_id, body FROM items_text WHERE image_id IN ({marks})"
+            sql = f"SELECT image_id, words FROM items WHERE image_id IN ({marks}) AND words != ''"
             out.update((image_id, body.split()) for image_id, body in self._query(sql, chunk))
         return out
 
     def lexical_stats(self, tokens: Sequence[str]) -> LexicalStats:
-        """Document frequencies of ``tokens`` over the catalog's live items, read live (one
-        read: the count comes first, under the empty term no token can be)."""
+        """Document frequencies of ``tokens`` over the catalog's live items. Cached until the
+        catalog's words change (``words_version``, bumped in the same transaction as every
+        write of words, by any process): a query then costs one tiny read instead of a count
+        over the whole FTS5 table."""
         words = list(dict.fromkeys(tokens))[:_CHUNK]
-        sql = "SELECT '', count(*) FROM items_text"
+        cached = self._stats
+        if cached is not None and all(w in cached.df for w in words):
+            rows = self._query(f"SELECT value FROM catalog_meta WHERE name = '{_WORDS_VERSION}'")
+            if (rows[0][0] if rows else None) == cached.version:
+                return cached.stats(words)
+        # One statement, so the version, the count and the frequencies are one snapshot.
+        sql = (
+            f"SELECT 0, (SELECT value FROM catalog_meta WHERE name = '{_WORDS_VERSION}'), "
+            "count(*) FROM items_text"
+        )
         if words:
             marks = ",".join("?" * len(words))
-            sql += f" UNION ALL SELECT term, doc FROM items_vocab WHERE term IN ({marks})"
+            sql += f" UNION ALL SELECT 1, term, doc FROM items_vocab WHERE term IN ({marks})"
         rows = self._query(sql, words)
-        return LexicalStats(
-            n_docs=int(rows[0][1]), df={term: int(doc) for term, doc in rows[1:] if term}
-        )
+        head = next(r for r in rows if r[0] == 0)
+        df = dict.fromkeys(words, 0) | {term: int(doc) for kind, term, doc in rows if kind == 1}
+        if cached is None or cached.version != head[1] or len(cached.df) > _STATS_CACHE_TOKENS:
+            cached = _CachedStats(version=head[1], n_docs=int(head[2]), df={})
+            self._stats = cached
+        cached.df.update(df)
+        return cached.stats(words)
 
     def tag_values(self) -> dict[str, list[str]]:
         """Every value ever written for each field (kept when items go, like the DynamoDB
@@ -386,7 +413,7 @@ def _store(conn: sqlite3.Connection, item: CatalogItem) -> None:
             "WHERE (SELECT count(*) FROM tag_values WHERE field = ?) < ?",
             (field, str(value), field, MAX_TAG_VALUES_PER_FIELD),
         )
-    _store_text(conn, item)
+    _store_words(conn, item)
 
 
 def _text_blob(item: CatalogItem, dim: int | None) -> bytes | None:
@@ -398,14 +425,35 @@ def _text_blob(item: CatalogItem, dim: int | None) -> bytes | None:
     return blob if text_dim == dim else None
 
 
-def _store_text(conn: sqlite3.Connection, item: CatalogItem) -> None:
-    """Keep the item's row in the FTS5 table: its words, or none once it is deleted."""
-    conn.execute("DELETE FROM items_text WHERE image_id = ?", (item.image_id,))
-    if item.status is ItemStatus.DELETED:
-        return
-    body = " ".join(tokenize(lexical_text(item)))
+def _store_words(conn: sqlite3.Connection, item: CatalogItem, *, replace: bool = True) -> None:
+    """Keep the item's words (its ``words`` column and its FTS5 row): none once it is deleted.
+    ``replace=False``: the FTS5 table holds no row for it yet (a migration refilling it)."""
+    if replace:
+        conn.execute("DELETE FROM items_text WHERE image_id = ?", (item.image_id,))
+    body = "" if item.status is ItemStatus.DELETED else " ".join(tokenize(lexical_text(item)))
+    conn.execute("UPDATE items SET words = ? WHERE image_id = ?", (body, item.image_id))
     if body:
         conn.execute("INSERT INTO items_text (image_id, body) VALUES (?, ?)", (item.image_id, body))
+    _bump_words_version(conn)
+
+
+def _bump_words_version(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        f"INSERT INTO catalog_meta VALUES ('{_WORDS_VERSION}', '1') "
+        "ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class _CachedStats:
+    """Document frequencies read at one ``words_version`` (0 for a token no item has)."""
+
+    version: Any
+    n_docs: int
+    df: dict[str, int]
+
+    def stats(self, words: Sequence[str]) -> LexicalStats:
+        return LexicalStats(n_docs=self.n_docs, df={w: self.df[w] for w in words if self.df[w]})
 
 
 def _item(row: tuple[Any, ...]) -> CatalogItem:
