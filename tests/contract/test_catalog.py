@@ -283,8 +283,53 @@ def test_sqlite_migrates_a_v1_catalog_in_place(tmp_path: Path) -> None:
 def test_sqlite_migration_indexes_the_words_of_existing_items(tmp_path: Path) -> None:
     cat = SqliteCatalog(_sqlite_file(tmp_path / "c.sqlite", _V1))
     assert cat.lexical_matches(["men"], limit=5) == [("old", ["men"])]  # its tag, backfilled
+    assert cat.lexical_matches([], limit=5, also=["old"]) == [("old", ["men"])]  # by key too
     assert cat.lexical_stats(["men", "puma"]).df == {"men": 1}
     cat.close()
+
+
+def test_sqlite_migration_from_v3_keeps_each_items_words_once(tmp_path: Path) -> None:
+    """A v3 catalog (words in FTS5 only) gains the words column; its FTS5 rows are rebuilt,
+    not doubled (a doubled row would count the item twice in the document frequencies)."""
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    cat.put(item("a", status=INDEXED, display_name="Puma Men Blue Tshirt"))
+    cat.put(item("b", status=INDEXED, display_name="Nike Women Shoes"))
+    cat.close()
+    conn = sqlite3.connect(tmp_path / "c.sqlite")
+    conn.executescript(
+        "ALTER TABLE items DROP COLUMN words;"
+        "DELETE FROM catalog_meta WHERE name = 'words_version';"
+        "UPDATE catalog_meta SET value = '3' WHERE name = 'schema_version';"
+    )
+    conn.close()
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    assert cat.schema_version() == SCHEMA_VERSION == 4
+    stats = cat.lexical_stats(["puma", "shoe"])
+    assert (stats.n_docs, stats.df) == (2, {"puma": 1, "shoe": 1})
+    assert cat.lexical_matches(["puma"], limit=5, also=["b"]) == [
+        ("a", ["puma", "men", "blue", "tshirt"]),
+        ("b", ["nike", "women", "shoe"]),
+    ]
+    cat.close()
+
+
+def test_sqlite_word_statistics_follow_every_writer(tmp_path: Path) -> None:
+    """Document frequencies are cached per reader; a write by this catalog or by another
+    process's (here: another connection to the same file) shows in the next read."""
+    reader = SqliteCatalog(tmp_path / "c.sqlite")
+    reader.put(item("a", status=INDEXED, display_name="Puma Men Blue Tshirt"))
+    assert reader.lexical_stats(["puma", "zyxo"]).df == {"puma": 1}  # now cached
+    writer = SqliteCatalog(tmp_path / "c.sqlite")
+    writer.put(item("b", status=INDEXED, display_name="Puma Zyxo Cap"))
+    stats = reader.lexical_stats(["puma", "zyxo"])
+    assert (stats.n_docs, stats.df) == (2, {"puma": 2, "zyxo": 1})
+    writer.delete("a")
+    stats = reader.lexical_stats(["puma", "zyxo"])
+    assert (stats.n_docs, stats.df) == (1, {"puma": 1, "zyxo": 1})
+    reader.put_if_newer(item("b", status=DELETED, ordering_token="9"))
+    assert reader.lexical_stats(["puma"]).n_docs == 0 and reader.lexical_stats(["puma"]).df == {}
+    writer.close()
+    reader.close()
 
 
 def test_sqlite_finds_items_by_their_words_until_they_go(tmp_path: Path) -> None:

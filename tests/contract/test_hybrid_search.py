@@ -169,6 +169,44 @@ def test_fused_ranking_equals_the_brute_force_reference(home: Searcher, text: st
         )
 
 
+@pytest.mark.parametrize("home", ["embedded"], indirect=True)
+def test_the_next_query_counts_a_new_products_words(
+    home: Searcher, tiny_embedder: OnnxClipEmbedder
+) -> None:
+    """The embedded home counts words live: statistics cached by one query are not reused
+    once the catalog's words change (a new product's word is found, and every word's weight
+    is the new catalog's)."""
+    home.by_text("wrangler jeans", top_k=3)  # caches the statistics of these words
+    added = [("p13", "Zyxo Women Yellow Jeans", (230, 210, 40)),
+             ("p14", "Wrangler Women Black Jeans", (15, 15, 15))]  # fmt: skip
+    for image_id, name, colour in added:
+        data = make_image(colour, stripes=False)
+        item = CatalogItem(
+            image_id=image_id,
+            key=home.stores.ingest_prefix + f"{image_id}.png",
+            status=ItemStatus.INDEXED,
+            tags={"articleType": "Jeans"},
+            display_name=name,
+            model_id=tiny_embedder.model_id,
+            embedding=tiny_embedder.embed_images([data]).vectors[0],
+            text_embedding=tiny_embedder.embed_texts([name])[0],
+        )
+        home.stores.catalog.put(item)
+        home.stores.vectors.upsert([vector_record(item)], namespace=home.stores.namespace)
+    assert home.by_text("zyxo", top_k=1).hits[0].image_id == "p13"
+    stats = LexicalStats.fit(
+        lexical_text(it) for it in home.stores.catalog.by_status(ItemStatus.INDEXED)
+    )
+    assert stats.n_docs == len(PRODUCTS) + 2 and stats.df["wrangler"] == 2
+    got = home.by_text("wrangler jeans", top_k=len(PRODUCTS) + 2, alpha=0.5)
+    assert [h.image_id for h in got.hits] == reference(home, "wrangler jeans", 0.5, stats)
+    weights = query_weights(tokenize("wrangler jeans"), stats)
+    items = home.stores.catalog.get_many([h.image_id for h in got.hits])
+    for hit in got.hits:
+        want = lexical_score(weights, tokenize(lexical_text(items[hit.image_id])))
+        assert hit.lexical_score == pytest.approx(want), hit.image_id
+
+
 def test_filters_apply_to_word_matches_too(home: Searcher) -> None:
     got = home.by_text("jeans", top_k=5, filters={"baseColour": {"$eq": "Red"}})
     assert got.hits and all(h.tags["baseColour"] == "Red" for h in got.hits)

@@ -29,7 +29,7 @@ import numpy as np
 
 from fashion_search.errors import InvalidInput, NotFound, PayloadTooLarge
 from fashion_search.images import Picture
-from fashion_search.ingest.documents import document_vector, lexical_text
+from fashion_search.ingest.documents import document_vectors, lexical_text
 from fashion_search.lexical import (
     LexicalStats,
     check_alpha,
@@ -503,17 +503,12 @@ class Searcher:
         )
         items = self.stores.catalog.get_many([m.id for m in found if m.id not in ask.exclude])
         terms = {image_id: tokenize(lexical_text(item)) for image_id, item in items.items()}
-        dense: dict[str, float] = {}
+        dense = self._dense_from_items(ask.vector, items)
         for m in found:
-            item = items.get(m.id)
-            if item is None:
-                continue
-            d = self._dense_from_item(ask.vector, item)
-            if d is None:  # another model's item: the index's fused score is all there is
-                lex = lexical_score(weights, terms[m.id])
-                a = ask.alpha
-                d = (float(m.score) - (1.0 - a) * lex) / a if a > 0 else 0.0
-            dense[m.id] = d
+            if m.id in items and m.id not in dense:
+                # another model's item: the index's fused score is all there is
+                lex, a = lexical_score(weights, terms[m.id]), ask.alpha
+                dense[m.id] = (float(m.score) - (1.0 - a) * lex) / a if a > 0 else 0.0
         return ask.scored(dense, terms, weights), items
 
     @property
@@ -523,14 +518,23 @@ class Searcher:
             self._model_id_cache = self.embedder.model_id
         return self._model_id_cache
 
-    def _dense_from_item(self, vector: Vector, item: CatalogItem) -> float | None:
-        """The dense score the index would give ``item``: its document vector, rebuilt from
-        the catalog (None when the item was embedded by another model)."""
-        if item.embedding is None or item.embedding.shape != vector.shape:
-            return None
-        if item.model_id not in (None, self._model_id):
-            return None
-        return float(vector @ document_vector(item.embedding, item.text_embedding))
+    def _dense_from_items(
+        self, vector: Vector, items: Mapping[str, CatalogItem]
+    ) -> dict[str, float]:
+        """The dense score the index would give each item: its document vector, rebuilt from
+        the catalog in one matrix product (items embedded by another model are left out)."""
+        usable = [
+            item
+            for item in items.values()
+            if item.embedding is not None
+            and item.embedding.shape == vector.shape
+            and item.model_id in (None, self._model_id)
+        ]
+        if not usable:
+            return {}
+        images = np.stack([np.asarray(item.embedding, dtype=np.float32) for item in usable])
+        docs = document_vectors(images, [item.text_embedding for item in usable])
+        return dict(zip([item.image_id for item in usable], (docs @ vector).tolist(), strict=True))
 
     def _hit(
         self,

@@ -24,7 +24,7 @@ import numpy as np
 from fashion_search.eval.metrics import Matrix, rank_metrics, same_label
 from fashion_search.eval.protocol import KS, TaskResult
 from fashion_search.eval.styles import StyleRow
-from fashion_search.ingest.documents import IMAGE_WEIGHT, TEXT_WEIGHT
+from fashion_search.ingest.documents import document_vectors
 from fashion_search.lexical import (
     LexicalStats,
     document_text,
@@ -60,11 +60,6 @@ class LexicalScorer:
         return out.astype(np.float32)
 
 
-def document_vectors(image_vectors: Matrix, name_vectors: Matrix) -> Matrix:
-    mixed = IMAGE_WEIGHT * l2_normalise(image_vectors) + TEXT_WEIGHT * l2_normalise(name_vectors)
-    return l2_normalise(mixed)
-
-
 def name_words(rows: Sequence[StyleRow]) -> tuple[list[str], list[set[str]]]:
     """Words held by names but by no tag value, and each product's name words."""
     tag_words = {t for r in rows for v in r.tags.values() for t in tokenize(v)}
@@ -86,7 +81,7 @@ def hybrid_tasks(
     ks: Sequence[int] = KS,
 ) -> list[TaskResult]:
     names = [r.name for r in rows]
-    docs = document_vectors(image_vectors, embed_texts(names))
+    docs = document_vectors(image_vectors, list(embed_texts(names)))
     lexical = LexicalScorer([document_text(r.name, r.tags) for r in rows])
 
     def modes(task: str, queries: list[str], relevant: np.ndarray) -> list[TaskResult]:

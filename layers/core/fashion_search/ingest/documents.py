@@ -13,6 +13,8 @@ store the same document for the same item; the catalog keeps both parts (``embed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from fashion_search.ingest.metadata import vector_metadata
@@ -39,13 +41,24 @@ def document_vector(image: Vector, text: Vector | None) -> Vector:
     or it does not fit (another dimension). A zero image vector stays zero, for the index to
     refuse: a name must not stand in for a picture that failed."""
     raw = np.asarray(image, dtype=np.float32).reshape(-1)
-    if not np.isfinite(raw).all() or not raw.any():
-        return raw
-    image = l2_normalise(raw)
-    if text is None or np.asarray(text).shape != image.shape:
-        return image
-    mixed = IMAGE_WEIGHT * image + TEXT_WEIGHT * l2_normalise(np.asarray(text, dtype=np.float32))
-    return l2_normalise(mixed)
+    out: Vector = document_vectors(raw[None, :], [text])[0]
+    return out
+
+
+def document_vectors(images: Vector, texts: Sequence[Vector | None]) -> Vector:
+    """``document_vector`` of each row of ``images`` with its text, in one pass of array
+    arithmetic (a search scores a page of hits at once, not a vector at a time)."""
+    raw = np.asarray(images, dtype=np.float32)
+    usable = np.logical_and(np.isfinite(raw).all(axis=1), raw.any(axis=1)).reshape(-1, 1)
+    text = np.zeros_like(raw)
+    named = np.zeros((len(raw), 1), dtype=bool)
+    for row, vec in enumerate(texts):
+        if vec is not None and np.asarray(vec).shape == raw.shape[1:]:
+            text[row], named[row] = vec, True
+    image = l2_normalise(np.where(usable, raw, 0.0))
+    mixed = l2_normalise(IMAGE_WEIGHT * image + TEXT_WEIGHT * l2_normalise(text))
+    out: Vector = np.where(usable, np.where(named, mixed, image), raw).astype(np.float32)
+    return out
 
 
 def sparse_of(item: CatalogItem) -> SparseVector | None:
