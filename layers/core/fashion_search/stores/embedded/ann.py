@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from fashion_search.stores.durable import fsync_dir
+from fashion_search.stores.durable import fsync_dir, sweep_temporaries
 from fashion_search.stores.embedded.scan import Bitmap, Rows, Scores, exact_top, faiss, rescore
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class AnnKeeper:
         ).start()
 
     def _job(self, base: Graph | None, matrix: npt.NDArray[np.float32], n_rows: int) -> None:
-        _sweep_temporaries(self.path.parent)
+        sweep_temporaries(self.path.parent, "ann-*.faiss.*.tmp")
         try:
             if base is not None:
                 graph = base.clone()  # searches go on reading ``base`` meanwhile
@@ -238,14 +238,3 @@ class AnnKeeper:
         for old in self.path.parent.glob(f"ann-{nsid}-*.faiss"):
             if int(old.stem.split("-")[2]) < int(gen):  # a compacted generation's graph
                 old.unlink(missing_ok=True)
-
-
-def _sweep_temporaries(directory: Path) -> None:
-    """Remove graph files left half-written by processes that died (kill -9, power loss)."""
-    for tmp in directory.glob("ann-*.faiss.*.tmp"):
-        try:
-            os.kill(int(tmp.name.split(".")[-3]), 0)
-        except ProcessLookupError:  # its writer is gone: nobody will finish or rename it
-            tmp.unlink(missing_ok=True)
-        except (ValueError, PermissionError):  # not our name, or another user's live process
-            continue

@@ -1,6 +1,7 @@
 """The embedded index's rows on disk and one namespace's mapped matrix of them.
 
-The exact scan over it is ``embedded.scan``; the approximate index beside it ``embedded.ann``.
+The exact scan over it is ``embedded.scan`` (fp16 copies of the rows: ``embedded.half``); the
+approximate index beside it ``embedded.ann``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fashion_search.errors import IndexDamaged, StoreError
 from fashion_search.stores.durable import fsync_dir
 from fashion_search.stores.embedded.ann import AnnKeeper
 from fashion_search.stores.embedded.columns import Columns
+from fashion_search.stores.embedded.half import HalfRows
 
 
 def append_rows(path: Path, first_row: int, rows: npt.NDArray[np.float32]) -> None:
@@ -84,6 +86,7 @@ class Segment:
         self.matrix: npt.NDArray[np.float32] = np.zeros((0, dimension), dtype=np.float32)
         self.columns = Columns()
         self.ann: AnnKeeper | None = None  # the approximate graph, once the namespace is big
+        self.half: HalfRows | None = None  # fp16 copies of the rows, when turned on
 
     def grow(self, n_rows: int) -> None:
         if n_rows <= self.n_rows:

@@ -131,8 +131,9 @@ class IndexStorage:
                 self._db.execute("DELETE FROM namespaces WHERE nsid = ?", (nsid,))
                 self.dropped[name] = int(live)
         for name, nsid, _, problem in damaged:
-            for stale in [*self._path.glob(f"ns-{nsid}-*.f32"), *self._path.glob(f"ann-{nsid}-*")]:
+            for stale in self._path.glob(f"ns-{nsid}-*.f32"):
                 stale.unlink(missing_ok=True)
+            self._unlink_derived(nsid)
             log.warning("vector index namespace %r dropped for a rebuild: %s", name, problem)
 
     def version(self, *, namespace: str = "") -> str:
@@ -250,6 +251,7 @@ class IndexStorage:
         ).fetchone()
         if found is None and create:
             nsid = self._db.execute("SELECT coalesce(max(nsid), -1) + 1 FROM namespaces").fetchone()
+            self._unlink_derived(int(nsid[0]))  # left by a dropped namespace of that id
             self._db.execute(
                 "INSERT INTO namespaces (name, nsid, next_row) VALUES (?, ?, 0)",
                 (namespace, nsid[0]),
@@ -258,6 +260,11 @@ class IndexStorage:
         return (
             None if found is None else (int(found[0]), int(found[1]), int(found[2]), int(found[3]))
         )
+
+    def _unlink_derived(self, nsid: int) -> None:
+        """Delete the graphs and fp16 rows of namespace id ``nsid`` (rebuilt from its rows)."""
+        for stale in [*self._path.glob(f"ann-{nsid}-*"), *self._path.glob(f"half-{nsid}-*")]:
+            stale.unlink(missing_ok=True)
 
     def _mark_removed(self, nsid: int, ids: Sequence[str], seq: int) -> int:
         removed = 0

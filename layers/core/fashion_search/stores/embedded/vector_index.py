@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fashion_search.stores.embedded.ann import AnnKeeper, AnnParams, ann_top
+from fashion_search.stores.embedded.half import HalfParams, HalfRows
 from fashion_search.stores.embedded.matrix import Segment, append_rows, copy_rows
 from fashion_search.stores.embedded.scan import exact_top
 from fashion_search.stores.embedded.storage import CHUNK, SCHEMA_VERSION, IndexStorage
@@ -37,7 +38,7 @@ from fashion_search.stores.filters import fields_of
 from fashion_search.stores.vectors import CheckedRecord, VectorIndex, VectorQuery
 from fashion_search.types import Match, VectorRecord
 
-__all__ = ["COMPACT_MIN_DEAD", "SCHEMA_VERSION", "AnnParams", "EmbeddedVectorIndex"]
+__all__ = ["COMPACT_MIN_DEAD", "SCHEMA_VERSION", "AnnParams", "EmbeddedVectorIndex", "HalfParams"]
 
 # Compact a namespace once more than half its rows (and at least this many) are dead.
 COMPACT_MIN_DEAD = 4096
@@ -49,7 +50,8 @@ class EmbeddedVectorIndex(IndexStorage, VectorIndex):
     Stored vectors are L2-normalised: ``fetch`` returns the unit vector of what was upserted.
     Exact top-k below ``ann.min_vectors`` live vectors a namespace, approximate above (see
     ``embedded.ann``). ``filter_fields``: metadata fields whose filter columns are built when a
-    namespace loads rather than in the first query filtering on them.
+    namespace loads rather than in the first query filtering on them. ``half``: the exact scan
+    reads fp16 copies of the rows (``embedded.half``), same results.
     """
 
     # Not a limit of this engine: the same cap as Pinecone's, so a request one home answers is
@@ -63,10 +65,12 @@ class EmbeddedVectorIndex(IndexStorage, VectorIndex):
         dimension: int,
         ann: AnnParams | None = None,
         filter_fields: Collection[str] = (),
+        half: HalfParams | None = None,
         drop_damaged: bool = False,
     ) -> None:
         super().__init__(path, dimension=dimension, drop_damaged=drop_damaged)
         self.ann = ann or AnnParams()  # public: replace it (say ef_search) to tune at run time
+        self.half = half  # None: the exact scan reads the float32 rows only
         self._filter_fields = frozenset(filter_fields)
 
     @property
@@ -127,6 +131,7 @@ class EmbeddedVectorIndex(IndexStorage, VectorIndex):
         for old in range(gen + 1):
             self._file(nsid, old).unlink(missing_ok=True)
             (self._path / f"ann-{nsid}-{old}.faiss").unlink(missing_ok=True)  # ids were rows
+            (self._path / f"half-{nsid}-{old}.f16").unlink(missing_ok=True)
         return next_row - len(live)
 
     def _delete(self, ids: Sequence[str], namespace: str) -> None:
@@ -153,7 +158,8 @@ class EmbeddedVectorIndex(IndexStorage, VectorIndex):
             keeper = self._keeper(seg)
             graph = None if keeper is None else keeper.graph
             if graph is None:
-                rows, scores = exact_top(seg.matrix, q, mask, top_k)
+                half = self._half_rows(seg)
+                rows, scores = exact_top(seg.matrix, q, mask, top_k, half=half)
             else:
                 rows, scores = ann_top(graph, seg.matrix, q, mask, top_k, self.ann)
             return self._matches(seg, rows, scores, query.include_metadata)
@@ -176,6 +182,16 @@ class EmbeddedVectorIndex(IndexStorage, VectorIndex):
             seg.ann = AnnKeeper(path, self._dimension, self.ann, self._lock)
         seg.ann.prepare(seg.matrix, seg.n_rows)
         return seg.ann
+
+    def _half_rows(self, seg: Segment) -> npt.NDArray[np.float16] | None:
+        """The namespace's mapped fp16 rows when turned on and written (a job started if due)."""
+        if self.half is None:
+            return None
+        if seg.half is None:
+            path = self._path / f"half-{seg.nsid}-{seg.gen}.f16"
+            seg.half = HalfRows(path, self._dimension, seg.nsid, seg.gen, self._lock, self.half)
+        seg.half.prepare(seg.matrix, seg.n_rows)
+        return seg.half.rows
 
     def _matches(
         self,
