@@ -25,7 +25,11 @@ from fashion_search.errors import (
     StoreError,
     TransientStoreError,
 )
-from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import (
+    AnnParams,
+    EmbeddedVectorIndex,
+    HalfParams,
+)
 from fashion_search.stores.filters import matches
 from fashion_search.stores.pinecone_index import PineconeVectorIndex, remote_id
 from fashion_search.stores.vectors import VectorIndex
@@ -41,6 +45,8 @@ MakeIndex = Callable[[int], VectorIndex]
 # The approximate graph answers from the first vector on, built in the query (not a thread), and
 # never hands a filtered query to the exact scan: the contract runs on the graph itself.
 ANN = AnnParams(min_vectors=1, exact_below=0.0, background=False)
+# The exact scan reads fp16 rows, grown inside any query that meets new rows: they cover all.
+HALF = HalfParams(tail_rows=0, background=False)
 
 
 def unit(seed: int, dim: int = DIM) -> np.ndarray:
@@ -52,7 +58,7 @@ def record(i: int, **metadata: Any) -> VectorRecord:
     return VectorRecord(f"img-{i:05d}", unit(i), dict(metadata))
 
 
-@pytest.fixture(params=["embedded", "embedded-ann", "pinecone"])
+@pytest.fixture(params=["embedded", "embedded-fp16", "embedded-ann", "pinecone"])
 def adapter(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -67,6 +73,7 @@ def make_index(adapter: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
                 tmp_path / uuid.uuid4().hex,
                 dimension=dimension,
                 ann=ANN if adapter == "embedded-ann" else None,
+                half=HALF if adapter == "embedded-fp16" else None,
             )
             closers.append(index.close)
             return index
