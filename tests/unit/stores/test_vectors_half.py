@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 from fashion_search.stores.embedded import vector_index
+from fashion_search.stores.embedded.half import HEADER_BYTES, halves
 from fashion_search.stores.embedded.scan import exact_top
 from fashion_search.stores.embedded.vector_index import EmbeddedVectorIndex, HalfParams
-from fashion_search.stores.vectors_half import HEADER_BYTES, halves
 from fashion_search.types import VectorRecord
 
 DIM = 32
