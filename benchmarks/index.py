@@ -5,6 +5,7 @@ temporary directory and times, on the same data and queries, with one BLAS/OpenM
 ``serve`` runs:
 
 * ``exact``: the project's exact scan (``index.query``, ANN off), ids and metadata included;
+* ``exact16``: the same over fp16 rows (``HalfParams``: half the bytes, re-ranked exactly);
 * ``ann``: the project's HNSW graph (``index.query`` over the threshold; ``--ef`` values);
 * ``numpy``: ``X @ q`` + ``argpartition`` over an in-memory matrix (the naive baseline);
 * ``faiss``: faiss-cpu ``IndexFlatIP.search`` (a filter: ``IDSelectorBitmap``);
@@ -13,7 +14,8 @@ unfiltered and with a filter keeping 10% (``articleType`` is one of ten values).
 turns: each round runs every side over all queries, the order rotating from round to round
 (ABCD, BCDA, ...), so all meet the same machine load; each side's p50 and p99 are reported as
 the min and median over rounds, ratios from the medians, with the load average of each round.
-recall@10 is against faiss's exact answer. Open time, the first filtered query and memory are
+recall@10 is against faiss's exact answer (computed untimed). ``--sides`` times a subset
+(an efSearch sweep: ``--sides ann``). Open time, the first filtered query and memory are
 measured in a fresh process. The graph's build time is printed once per size (a 1M build takes
 many minutes on a 2-core box: keep repeated runs at 100k).
 
@@ -42,7 +44,11 @@ from typing import Any
 
 import faiss
 import numpy as np
-from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import (
+    AnnParams,
+    EmbeddedVectorIndex,
+    HalfParams,
+)
 from fashion_search.types import VectorRecord
 from threadpoolctl import threadpool_limits
 
@@ -50,6 +56,7 @@ DIM = 512
 TOP_K = 10
 TYPES = [f"type-{i}" for i in range(10)]
 FILTER = {"articleType": "type-3"}
+SIDES = ("exact", "exact16", "numpy", "faiss", "ann")
 Side = Callable[[np.ndarray], list[int]]
 
 
@@ -241,48 +248,62 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     matrix = faiss.rev_swig_ptr(flat.get_xb(), n * DIM).reshape(n, DIM)
     queries = make_queries(matrix, args.queries)
 
-    ann, graph = open_graph(n, path, args, reuse)
+    ann, graph = open_graph(n, path, args, reuse) if "ann" in args.sides else (None, {})
+    half = EmbeddedVectorIndex(
+        path, dimension=DIM, ann=AnnParams(min_vectors=None), half=HalfParams(background=False)
+    )
+    start = time.perf_counter()
+    half.query(queries[0], top_k=TOP_K)  # maps the fp16 rows, writing them if they are missing
+    half_s = time.perf_counter() - start
+    print(f"  fp16 rows ready in {half_s:.1f} s (written if missing)", flush=True)
     figures: dict[str, Any] = {
         "n": n,
         "dim": DIM,
         "data": args.data,
         "filter_selectivity": float(mask.mean()),
         "upsert_vectors_per_s": None if reuse else n / upsert_s,
+        "fp16_rows_ready_s": half_s,
         **graph,
     }
     for label, filt, m in (("unfiltered", None, None), ("filtered", FILTER, mask)):
         sides: dict[str, Side] = {
             "exact": index_side(exact, filt),
+            "exact16": index_side(half, filt),
             "numpy": lambda q, m=m: numpy_top(matrix, q, m),
             "faiss": faiss_side(flat, m),
-            **{f"ann_ef{ef}": ann_side(ann, ef, filt) for ef in args.ef},
         }
+        sides = {name: side for name, side in sides.items() if name in args.sides}
+        if ann is not None:
+            sides.update({f"ann_ef{ef}": ann_side(ann, ef, filt) for ef in args.ef})
+        truth = [faiss_side(flat, m)(q) for q in queries]
         timing, answers, loads = alternate(sides, queries, args.rounds)
-        truth = answers["faiss"]
         for name in sides:
             timing[name]["recall_at_10"] = recall(answers[name], truth)
         med = {name: t["p50_ms"]["median"] for name, t in timing.items()}
-        ratios = {
-            "exact/numpy": med["exact"] / med["numpy"],
-            "exact/faiss": med["exact"] / med["faiss"],
-        }
-        for ef in args.ef:
-            ratios[f"ann_ef{ef}/faiss"] = med[f"ann_ef{ef}"] / med["faiss"]
+        pairs = [("exact", "numpy"), ("exact", "faiss"), ("exact16", "exact"), ("exact16", "faiss")]
+        pairs += [(f"ann_ef{ef}", "faiss") for ef in args.ef]
+        ratios = {f"{a}/{b}": med[a] / med[b] for a, b in pairs if a in med and b in med}
         figures[label] = {"sides": timing, "ratios_p50": ratios, "load_average_per_round": loads}
         show(n, label, figures[label])
     exact.close()
-    ann.close()
+    half.close()
+    if ann is not None:
+        ann.close()
     flat.reset()  # frees the 2 GB (at 1M) before the probe process maps the index
-    out = subprocess.run(
-        [sys.executable, __file__, "--probe", str(path)], check=True, capture_output=True, text=True
-    )
-    figures.update(json.loads(out.stdout))
-    print(
-        f"  open {figures['open_s']:.3f} s (filter column included), first filtered query "
-        f"{figures['first_filtered_query_s'] * 1000:.1f} ms, upsert "
-        f"{figures['upsert_vectors_per_s'] or 0:,.0f} vectors/s",
-        flush=True,
-    )
+    if not args.skip_probe:
+        out = subprocess.run(
+            [sys.executable, __file__, "--probe", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        figures.update(json.loads(out.stdout))
+        print(
+            f"  open {figures['open_s']:.3f} s (filter column included), first filtered query "
+            f"{figures['first_filtered_query_s'] * 1000:.1f} ms, upsert "
+            f"{figures['upsert_vectors_per_s'] or 0:,.0f} vectors/s",
+            flush=True,
+        )
     if args.index_dir is None:
         shutil.rmtree(path)
     return figures
@@ -314,6 +335,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ef", type=int, nargs="+", default=[AnnParams().ef_search])
+    parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
+    parser.add_argument(
+        "--skip-probe", action="store_true", help="no fresh-process open / first-query probe"
+    )
     parser.add_argument("--data", choices=["clustered", "random"], default="clustered")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: tmp)")

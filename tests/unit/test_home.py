@@ -163,3 +163,16 @@ def test_embedded_ann_threshold_comes_from_the_settings(tmp_path: Path) -> None:
             stores.vectors.upsert([VectorRecord("a", vector)])
             assert isinstance(stores.vectors, EmbeddedVectorIndex)
             assert stores.vectors.engine() in engines
+
+
+def test_embedded_fp16_rows_come_from_the_settings(tmp_path: Path) -> None:
+    vector = np.array([1, 0, 0, 0], np.float32)
+    for on in (False, True):
+        settings = Settings.model_validate(
+            {"embedded": {"data_dir": tmp_path / str(on), "half_rows": on}}
+        )
+        with open_stores(settings, dimension=4) as stores:
+            assert isinstance(stores.vectors, EmbeddedVectorIndex)
+            assert (stores.vectors.half is not None) is on
+            stores.vectors.upsert([VectorRecord("a", vector)])
+            assert [m.id for m in stores.vectors.query(vector, top_k=1)] == ["a"]

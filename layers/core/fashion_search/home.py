@@ -64,7 +64,11 @@ def public_url(settings: Settings) -> str:
 def _open_embedded(settings: Settings, *, dimension: int, rebuilding_index: bool) -> Stores:
     from fashion_search.stores.embedded.folder_blobs import FolderBlobStore
     from fashion_search.stores.embedded.sqlite_catalog import SqliteCatalog
-    from fashion_search.stores.embedded.vector_index import AnnParams, EmbeddedVectorIndex
+    from fashion_search.stores.embedded.vector_index import (
+        AnnParams,
+        EmbeddedVectorIndex,
+        HalfParams,
+    )
     from fashion_search.types import TAG_FIELDS
 
     embedded = settings.embedded
@@ -88,6 +92,7 @@ def _open_embedded(settings: Settings, *, dimension: int, rebuilding_index: bool
                 min_vectors=embedded.ann_min_vectors or None, ef_search=embedded.ann_ef_search
             ),
             filter_fields=TAG_FIELDS,  # their filter columns are built when the index loads
+            half=HalfParams() if embedded.half_rows else None,
             drop_damaged=rebuilding_index,
         ),
         namespace="",

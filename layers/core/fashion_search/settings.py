@@ -129,6 +129,9 @@ class EmbeddedSettings(BaseModel):
     # scan (docs/stores-vectors.md); 0 turns it off. ``ann_ef_search`` trades recall for speed.
     ann_min_vectors: int = Field(default=200_000, ge=0)
     ann_ef_search: int = Field(default=1024, ge=1, le=10_000)
+    # The exact scan reads fp16 copies of the rows (a derived file beside each segment), with
+    # the same results (re-ranked exactly); docs/stores-vectors.md "Speed": why the default.
+    half_rows: bool = False
 
     @property
     def images_dir(self) -> Path:
