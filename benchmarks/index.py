@@ -300,8 +300,8 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         figures.update(json.loads(out.stdout))
         print(
             f"  open {figures['open_s']:.3f} s (filter column included), first filtered query "
-            f"{figures['first_filtered_query_s'] * 1000:.1f} ms, upsert "
-            f"{figures['upsert_vectors_per_s'] or 0:,.0f} vectors/s",
+            f"{figures['first_filtered_query_s'] * 1000:.1f} ms"
+            + ("" if reuse else f", upsert {figures['upsert_vectors_per_s']:,.0f} vectors/s"),
             flush=True,
         )
     if args.index_dir is None:

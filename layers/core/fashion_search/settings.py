@@ -131,7 +131,7 @@ class EmbeddedSettings(BaseModel):
     ann_ef_search: int = Field(default=1024, ge=1, le=10_000)
     # The exact scan reads fp16 copies of the rows (a derived file beside each segment), with
     # the same results (re-ranked exactly); docs/stores-vectors.md "Speed": why the default.
-    half_rows: bool = False
+    half_rows: bool = True
 
     @property
     def images_dir(self) -> Path:
