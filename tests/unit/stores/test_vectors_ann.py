@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fashion_search.stores.embedded.ann import AnnParams, Graph
-from fashion_search.stores.embedded.vector_index import EmbeddedVectorIndex
+from fashion_search.stores.embedded.vector_index import EmbeddedVectorIndex, HalfParams
 from fashion_search.types import VectorRecord
 
 DIM = 32
@@ -166,13 +166,20 @@ def test_filter_columns_are_built_when_the_namespace_loads(tmp_path: Path) -> No
     index.close()
 
 
-def test_graph_files_left_half_written_by_dead_processes_are_swept(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["ann-0-0.faiss", "half-0-0.f16"])
+def test_derived_files_left_half_written_by_dead_processes_are_swept(
+    tmp_path: Path, name: str
+) -> None:
+    """The graph's job sweeps graph temporaries, the fp16 rows' job fp16 ones."""
     import os
     import subprocess
     import sys
 
     path = tmp_path / "ix"
-    index = EmbeddedVectorIndex(path, dimension=DIM, ann=NOW)
+    if name.startswith("ann-"):
+        index = EmbeddedVectorIndex(path, dimension=DIM, ann=NOW)
+    else:
+        index = EmbeddedVectorIndex(path, dimension=DIM, half=HalfParams(background=False))
     index.upsert(records(clustered(20)))
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -180,10 +187,10 @@ def test_graph_files_left_half_written_by_dead_processes_are_swept(tmp_path: Pat
         text=True,
         check=True,
     )
-    orphan = path / f"ann-0-0.faiss.{int(dead.stdout)}.1.tmp"
-    in_flight = path / f"ann-0-0.faiss.{os.getpid()}.2.tmp"  # a live process is still writing
+    orphan = path / f"{name}.{int(dead.stdout)}.1.tmp"
+    in_flight = path / f"{name}.{os.getpid()}.2.tmp"  # a live process is still writing
     for tmp in (orphan, in_flight):
-        tmp.write_bytes(b"half a graph")
-    index.query(clustered(1, seed=1)[0], top_k=1)  # the graph job
+        tmp.write_bytes(b"half a file")
+    index.query(clustered(1, seed=1)[0], top_k=1)  # the job
     assert not orphan.exists() and in_flight.exists()
     index.close()

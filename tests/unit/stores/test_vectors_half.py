@@ -1,5 +1,5 @@
 """The exact scan's fp16 rows: same answers as float32, and their file's life (grown, damaged,
-stale, compacted, half-written).
+stale, compacted; temporaries of dead writers: test_vectors_ann.py).
 
 The filter semantics with fp16 rows are the vector contract suite's (tests/contract, the
 ``embedded-fp16`` adapter); exactness on adversarial near-ties is tests/unit/stores/
@@ -8,10 +8,7 @@ test_vectors_scan.py's.
 
 from __future__ import annotations
 
-import os
 import struct
-import subprocess
-import sys
 import threading
 import zlib
 from pathlib import Path
@@ -199,23 +196,4 @@ def test_a_background_write_serves_float32_until_ready(tmp_path: Path) -> None:
             thread.join(timeout=60)  # a bound on the wait, not a timing assertion
     assert covered(tmp_path / "ix" / "half-0-0.f16") == 2000
     assert [m.id for m in index.query(x[1500], top_k=1)] == ["v1500"]
-    index.close()
-
-
-def test_files_left_half_written_by_dead_processes_are_swept(tmp_path: Path) -> None:
-    path = tmp_path / "ix"
-    index = EmbeddedVectorIndex(path, dimension=DIM, half=NOW)
-    index.upsert(records(unit(20)))
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    orphan = path / f"half-0-0.f16.{int(dead.stdout)}.1.tmp"
-    in_flight = path / f"half-0-0.f16.{os.getpid()}.2.tmp"  # a live process is still writing
-    for tmp in (orphan, in_flight):
-        tmp.write_bytes(b"half a file")
-    index.query(unit(1, seed=1)[0], top_k=1)  # the job
-    assert not orphan.exists() and in_flight.exists()
     index.close()
