@@ -46,8 +46,7 @@ Unit = npt.NDArray[np.float32]
 # sparse entry (uint32 index and value) at most 36; plus the record's and the request's keys.
 _FLOAT_CHARS = 25
 _SPARSE_CHARS = 36
-_RECORD_KEYS = 128
-_REQUEST_KEYS = 256
+_RECORD_KEYS, _REQUEST_KEYS = 128, 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,10 +239,13 @@ class VectorIndex(Port):
 
     def _upsert_batches(self, records: list[CheckedRecord]) -> Iterator[list[CheckedRecord]]:
         most, budget = self.max_upsert_records, self.max_upsert_bytes
+        if most is None and budget is None:
+            yield records
+            return
         batch: list[CheckedRecord] = []
         size = _REQUEST_KEYS
         for record in records:
-            cost = record.wire_bytes()
+            cost = 0 if budget is None else record.wire_bytes()
             full = most is not None and len(batch) >= most
             if batch and (full or (budget is not None and size + cost > budget)):
                 yield batch
