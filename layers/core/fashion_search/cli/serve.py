@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fashion_search.settings import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +34,23 @@ def served_settings(settings: Settings, *, host: str | None, port: int | None) -
     return settings.model_copy(update={"api": api})
 
 
-def _factory() -> object:
-    """uvicorn --reload entry: a fresh app from the environment in the reloading worker."""
+def _ready_app(settings: Settings) -> FastAPI:
+    """The app with its model loaded and warmed (``/health`` answering means ready), in a process
+    with one BLAS thread (``runtime.limit_blas_threads``)."""
     from fashion_search.api import create_app
     from fashion_search.runtime import limit_blas_threads
 
     limit_blas_threads()
-    app = create_app(Settings())
-    app.state.searcher_provider.get().warm()
+    app = create_app(settings)
+    searcher = app.state.searcher_provider.get()  # load before listening
+    searcher.warm()
+    log.info("model %s, %d vectors", searcher.embedder.model_id, searcher.index_size())
     return app
+
+
+def _factory() -> object:
+    """uvicorn --reload entry: a fresh app from the environment in the reloading worker."""
+    return _ready_app(Settings())
 
 
 def serve_command(
@@ -84,14 +95,7 @@ def serve_command(
             log_level=settings.log_level.lower(),
         )
         return
-    from fashion_search.api import create_app
-    from fashion_search.runtime import limit_blas_threads
-
-    limit_blas_threads()
-    app = create_app(settings)
-    searcher = app.state.searcher_provider.get()  # load before listening: ready when /health is
-    searcher.warm()
-    log.info("model %s, %d vectors", searcher.embedder.model_id, searcher.index_size())
+    app = _ready_app(settings)
     uvicorn.run(
         app, host=settings.api.host, port=settings.api.port, log_level=settings.log_level.lower()
     )
