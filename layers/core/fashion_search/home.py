@@ -30,11 +30,10 @@ class Stores:
     ingest_prefix: str  # blob keys under it are ingested; image ids are relative to it
 
     def close(self) -> None:
-        """Release connections and files (adapters that hold none have no ``close``)."""
+        """Release connections and files (every port has ``close``; a no-op where nothing is
+        held)."""
         for store in (self.vectors, self.catalog, self.blobs):
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
 
     def __enter__(self) -> Stores:
         return self
