@@ -128,7 +128,8 @@ class _Fusion:
         out = []
         for image_id, d in dense.items():
             if image_id not in self.exclude:
-                lex = lexical_score(weights, terms.get(image_id, ()))
+                words = terms.get(image_id)
+                lex = lexical_score(weights, words) if words else 0.0
                 out.append((fuse(d, lex, self.alpha), image_id, d, lex))
         return out
 
