@@ -6,10 +6,11 @@ Both sides run the same ``Searcher.by_text`` (text tower, index query, catalog j
 queries; only ``alpha`` differs (1.0: dense only; the settings' default: hybrid). With ``--http``
 the queries go to ``POST /get_image_by_text`` of a ``fashion-search serve`` started on loopback
 over the same home (what a client sees); without it, to the search core in this process (the
-hybrid part's own cost, with nothing around it to hide it). Rounds alternate
-A, B, A, B... so drift on a shared machine lands on both; each round times every query once and
-the figure per side is the round's median; the ratio is hybrid / dense of the per-round medians
-(min and median over rounds), printed with os.getloadavg() beside it.
+hybrid part's own cost, with nothing around it to hide it). The sides alternate query by
+query (A, B, A, B..., the pair's order flipped every round), so drift on a shared machine lands
+on both; each round times every query once per side and the figure per side is the round's
+median; the ratio is hybrid / dense of the per-round medians (min and median over rounds),
+printed with os.getloadavg() beside it.
 """
 
 from __future__ import annotations
@@ -92,14 +93,18 @@ def measure(run: Callable[[str, float], None], alpha: float, rounds: int) -> dic
         run(q, alpha)
         run(q, 1.0)
     sides: dict[str, list[float]] = {"dense": [], "hybrid": []}
-    for _ in range(rounds):
-        for side, a in (("dense", 1.0), ("hybrid", alpha)):
-            times = []
-            for q in QUERIES:
+    for r in range(rounds):
+        pair = [("dense", 1.0), ("hybrid", alpha)]
+        if r % 2:  # ABBA: neither side always runs second, on caches the other warmed
+            pair.reverse()
+        times: dict[str, list[float]] = {"dense": [], "hybrid": []}
+        for q in QUERIES:
+            for side, a in pair:
                 start = time.perf_counter()
                 run(q, a)
-                times.append((time.perf_counter() - start) * 1000.0)
-            sides[side].append(statistics.median(times))
+                times[side].append((time.perf_counter() - start) * 1000.0)
+        for side, t in times.items():
+            sides[side].append(statistics.median(t))
     return sides
 
 
