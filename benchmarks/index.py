@@ -357,7 +357,7 @@ def main() -> None:
     )
     parser.add_argument("--probe", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    # As served: one BLAS thread (api.deps.limit_blas_threads), one faiss/OpenMP thread.
+    # As served: one BLAS thread (runtime.limit_blas_threads), one faiss/OpenMP thread.
     threadpool_limits(limits=1)
     faiss.omp_set_num_threads(1)
     if args.probe:

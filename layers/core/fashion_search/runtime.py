@@ -18,7 +18,6 @@ imports boto3 (``home.py`` keeps the same rule for the adapters).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,11 +55,10 @@ class Runtime:
     embedder: Embedder
     stores: Stores
 
-    def searcher(self, *, fetch: Callable[[str], bytes] | None = None) -> Searcher:
-        """``fetch`` reads an image URL for query-by-URL (default: the safe HTTP fetcher)."""
+    def searcher(self) -> Searcher:
         from fashion_search.search import Searcher
 
-        return Searcher(self.stores, self.embedder, settings=self.settings, fetch=fetch)
+        return Searcher(self.stores, self.embedder, settings=self.settings)
 
     def ingestor(self, *, ledger: EventLedger | None = None) -> Ingestor:
         from fashion_search.ingest.pipeline import Ingestor
