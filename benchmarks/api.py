@@ -11,13 +11,21 @@ items. Then, in one run:
   concurrency (closed loop: each of C clients sends its next request when its last one returns),
   this tree's server vs the baseline's, alternating round by round (AB, BA, ...): throughput,
   p50 and p99 of each request's latency;
+* with each round, the CPU time it cost: the server process's (``/proc/PID/stat``) and this
+  process's, where the clients run (``getrusage``), per request: on a 2-core machine the load
+  generator shares the cores with the server, and what a request costs in core-ms bounds the
+  throughput any scheduling can reach;
 * optionally (``--cold-start``) the Lambda entry's cold start in a fresh process, eager (model
   loaded at import) vs lazy (loaded by the first request), alternating.
 
 Issue 17's goals, at concurrency 16 vs 1 for text queries: throughput at 16 >= 2x the baseline's,
-p99 at 16 <= 4x this tree's p50 at 1, p50 at 1 no worse than the baseline's.
+p99 at 16 <= 4x this tree's p50 at 1, p50 at 1 no worse than the baseline's. With C clients in a
+closed loop the mean latency is C / throughput (Little's law), and p99 >= the mean, so the p99 goal
+needs throughput at 16 >= 16 / (4 x p50 at 1): the report prints that rate, the core-ms per
+request it leaves on this machine's cores, and the core-ms a request cost at 16.
 
     python benchmarks/api.py --baseline main --json bench-api.json [--rounds 3]
+    python benchmarks/api.py --bundle TINY_BUNDLE ...   # everything but the model's cost
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import argparse
 import io
 import json
 import os
+import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,6 +78,18 @@ def photo_jpeg(seed: int, size: tuple[int, int] = (600, 800)) -> bytes:
     return buf.getvalue()
 
 
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU seconds of process ``pid`` (None: this process, every thread)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:  # Linux: fields 14 and 15 of /proc/PID/stat, in clock ticks
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def build_home(data_dir: Path, *, n: int, dim: int) -> None:
     from fashion_search.stores.embedded import sqlite_catalog
     from fashion_search.stores.embedded.sqlite_catalog import SqliteCatalog
@@ -95,6 +117,20 @@ def build_home(data_dir: Path, *, n: int, dim: int) -> None:
     catalog._write(lambda conn: [sqlite_catalog._store(conn, item) for item in items])
     catalog.close()
     index.close()
+
+
+def prepared_home(keep: Path | None, tmp: Path, *, n: int, dim: int) -> Path:
+    """A built home: ``keep/<n>x<dim>`` when asked to keep one (built once), else in ``tmp``."""
+    data = (keep / f"{n}x{dim}") if keep is not None else tmp / "data"
+    if (data / ".complete").is_file():
+        return data
+    if data.exists():  # an interrupted build
+        shutil.rmtree(data)
+    t0 = time.perf_counter()
+    build_home(data, n=n, dim=dim)
+    (data / ".complete").write_text("ok\n")
+    print(f"built the home in {time.perf_counter() - t0:.1f} s")
+    return data
 
 
 def baseline_code(ref: str, into: Path) -> Path:
@@ -164,12 +200,20 @@ def request(server: Server, kind: str, jpeg: bytes) -> Callable[[int, int], floa
 
 
 def closed_loop(
-    call: Callable[[int, int], float], concurrency: int, requests: int, samples: list[float]
+    call: Callable[[int, int], float],
+    concurrency: int,
+    requests: int,
+    samples: list[float],
+    cpu: Callable[[], tuple[float | None, float | None]] | None = None,
+    costs: list[tuple[float, float]] | None = None,
 ) -> float:
     """``concurrency`` users, each sending its next request when the last one returns, until
-    ``requests`` have been sent; returns requests/s and appends each latency to ``samples``."""
+    ``requests`` have been sent; returns requests/s and appends each latency to ``samples``.
+    With ``cpu`` (server, client CPU seconds now), appends the round's core-ms per request of
+    each to ``costs``."""
     for user in range(concurrency):
         call(user, user)  # open (and warm) each user's connection, untimed
+    before = cpu() if cpu else (None, None)
     counter = iter(range(requests))
     lock = threading.Lock()
     latencies: list[float] = []
@@ -190,6 +234,10 @@ def closed_loop(
         t.join()
     elapsed = time.perf_counter() - start
     samples.extend(latencies)
+    if cpu is not None and costs is not None:
+        (s0, c0), (s1, c1) = before, cpu()
+        if s0 is not None and s1 is not None and c0 is not None and c1 is not None:
+            costs.append(((s1 - s0) * 1000 / requests, (c1 - c0) * 1000 / requests))
     return requests / elapsed
 
 
@@ -204,15 +252,30 @@ def compare_load(
 ) -> dict[str, Any]:
     requests = max(args.requests, 2 * concurrency)
     samples: dict[str, list[float]] = {s.name: [] for s in servers}
+    costs: dict[str, list[tuple[float, float]]] = {s.name: [] for s in servers}
 
     def side(server: Server) -> Callable[[], float]:
+        def cpu() -> tuple[float | None, float | None]:
+            return cpu_seconds(server.proc.pid), cpu_seconds()
+
         return lambda: closed_loop(
-            request(server, kind, jpeg), concurrency, requests, samples[server.name]
+            request(server, kind, jpeg),
+            concurrency,
+            requests,
+            samples[server.name],
+            cpu,
+            costs[server.name],
         )
 
     out = alternate({s.name: side(s) for s in servers}, args.rounds, warm=False)
     for name, values in samples.items():
         out["sides"][name]["latency"] = latency(values)
+        if costs[name]:
+            server_ms, client_ms = (float(np.median(c)) for c in zip(*costs[name], strict=True))
+            out["sides"][name]["core_ms_per_request"] = {
+                "server": round(server_ms, 2),
+                "client": round(client_ms, 2),
+            }
     return out
 
 
@@ -295,6 +358,9 @@ def cold_start(env: dict[str, str], mode: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--vectors", type=int, default=44_000)
+    ap.add_argument("--bundle", type=Path, default=None,
+                    help="model bundle (default: the ViT-B/32 one); a tiny bundle measures "
+                         "everything a query costs but the model")  # fmt: skip
     ap.add_argument("--baseline", default=None, help="git ref whose server to compare (main)")
     ap.add_argument("--concurrency", default="1,4,16,64", help="text query concurrencies")
     ap.add_argument("--image-concurrency", default="1,4,16", help="image upload concurrencies")
@@ -302,15 +368,28 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cold-start", action="store_true", help="also time Lambda cold starts")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="keep the built home here and reuse it in later runs (its build is not "
+        "timed; run --prepare-only under a test slot, then the timed run)",
+    )
+    ap.add_argument("--prepare-only", action="store_true", help="build the home (--home), exit")
     args = ap.parse_args()
+    if args.prepare_only and args.home is None:
+        ap.error("--prepare-only needs --home")
 
-    bundle = vit_b32_bundle()
+    from fashion_search.model.bundle import Bundle
+
+    bundle = args.bundle.resolve() if args.bundle else vit_b32_bundle()
+    dim = Bundle.open(bundle).embed_dim or 512
     jpeg = photo_jpeg(1)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        data = Path(tmp) / "data"
-        t0 = time.perf_counter()
-        build_home(data, n=args.vectors, dim=512)
-        print(f"home: {args.vectors} vectors in {time.perf_counter() - t0:.1f} s; bundle {bundle}")
+        data = prepared_home(args.home, Path(tmp), n=args.vectors, dim=dim)
+        print(f"home: {data} ({args.vectors} vectors, {dim}-d); bundle {bundle}")
+        if args.prepare_only:
+            return
         env = dict(
             os.environ,
             FASHION_SEARCH_EMBEDDED__DATA_DIR=str(data),
@@ -319,7 +398,8 @@ def main() -> None:
             FASHION_SEARCH_LOG_LEVEL="WARNING",
         )
         results: dict[str, Any] = {"vectors": args.vectors, "cpus": os.cpu_count(),
-                                   "bundle": "ViT-B/32 architecture, random weights",
+                                   "bundle": "ViT-B/32 architecture, random weights"
+                                   if args.bundle is None else str(args.bundle),
                                    "rounds": args.rounds, "baseline": args.baseline,
                                    "load_avg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
         servers = [Server("this tree", REPO / "layers" / "core", env, Path(tmp))]
@@ -354,8 +434,21 @@ def print_load(kind: str, c: int, r: dict[str, Any]) -> None:
     print(f"\nHTTP {kind} at concurrency {c}  [{load_note(r)}]")
     for name, s in r["sides"].items():
         lat = s["latency"]
+        cost = s.get("core_ms_per_request")
+        spent = f"  core-ms/request server {cost['server']:.1f}, client {cost['client']:.1f}"
         print(f"  {name:<16} {s['median']:7.1f} req/s median (min {s['min']:.1f})  "
-              f"p50 {lat['p50_ms']:8.1f} ms  p99 {lat['p99_ms']:8.1f} ms")  # fmt: skip
+              f"p50 {lat['p50_ms']:8.1f} ms  p99 {lat['p99_ms']:8.1f} ms"
+              f"{spent if cost else ''}")  # fmt: skip
+
+
+def p99_bound(p50_1_ms: float, cpus: int, side: dict[str, Any]) -> dict[str, float]:
+    """What the p99 goal asks of throughput at 16, and of the CPU a request may cost."""
+    needs = 16 / (4 * p50_1_ms / 1000)
+    out = {"needs_rps": round(needs, 1), "budget_core_ms": round(cpus * 1000 / needs, 2)}
+    cost = side.get("core_ms_per_request")
+    if cost:
+        out["spent_core_ms"] = round(cost["server"] + cost["client"], 2)
+    return out
 
 
 def report(r: dict[str, Any], servers: list[Server]) -> None:
@@ -374,6 +467,12 @@ def report(r: dict[str, Any], servers: list[Server]) -> None:
         goals: dict[str, Any] = {"p99_c16_over_p50_c1": round(p99_16 / p50_1, 2)}
         print(f"goal p99 at 16 <= 4x p50 at 1: {p99_16:.1f} / {p50_1:.1f} = "
               f"{goals['p99_c16_over_p50_c1']:.2f}x")  # fmt: skip
+        goals["p99_goal_bound"] = bound = p99_bound(p50_1, r["cpus"], c16["sides"][ours])
+        print(f"  16 closed-loop clients: mean latency = 16 / throughput, and p99 >= mean, so the "
+              f"goal needs >= {bound['needs_rps']:.0f} req/s (measured "
+              f"{c16['sides'][ours]['median']:.1f}): <= {bound['budget_core_ms']:.1f} core-ms a "
+              f"request on {r['cpus']} cores; a request cost "
+              f"{bound.get('spent_core_ms', float('nan')):.1f} (server + clients)")  # fmt: skip
         if len(servers) > 1:
             base = servers[1].name
             goals["throughput_c16_vs_baseline"] = ratio(c16, ours, base, lower_is_better=False)

@@ -13,6 +13,9 @@ the load average beside each):
   project end-to-end from JPEG bytes (512x512 and 1080x1440: safe decode with JPEG draft,
   preprocess, pipelined with inference) vs bare (goal >= 0.85);
 - int8 vs fp32: image tower batch 8 and text (goal >= 2x on images);
+- text batches (``--parts text-batch``): the API benchmark's queries as one batch of 4, 8 and 16
+  vs the same queries one at a time: what the model queue's grouping can save a query (the
+  floor of a text query's model cost under load; docs/api.md);
 - top-10 agreement of int8 with fp32 per task and per quantised tower, on this random model and
   on the trained demo model over demo-catalog products (``--demo``, default on).
 
@@ -158,6 +161,33 @@ def compare_text(emb: OnnxClipEmbedder, ref: Any, rounds: int) -> dict[str, Any]
     return out
 
 
+def compare_text_batches(emb: OnnxClipEmbedder, rounds: int) -> dict[str, Any]:
+    """ms per query: one batch of n vs the same n queries one at a time (at their own length)."""
+    from api import TEXTS  # type: ignore[import-not-found]  # the API benchmark's queries
+
+    out: dict[str, Any] = {}
+    for n in (4, 8, 16):
+        queries = [TEXTS[i % len(TEXTS)] for i in range(n)]
+
+        def batched(qs: list[str] = queries) -> float:
+            start = time.perf_counter()
+            emb.embed_texts(qs)
+            return (time.perf_counter() - start) * 1000 / len(qs)
+
+        def singly(qs: list[str] = queries) -> float:
+            start = time.perf_counter()
+            for q in qs:
+                emb.embed_texts([q])
+            return (time.perf_counter() - start) * 1000 / len(qs)
+
+        r = alternate({"one at a time": singly, f"batch of {n}": batched}, rounds)
+        r["ratio"] = ratio(r, f"batch of {n}", "one at a time", lower_is_better=True)
+        show(f"text, ms per query, batch of {n} vs one at a time", r, "ms",
+             [(f"batch of {n} vs one at a time", r["ratio"])])  # fmt: skip
+        out[str(n)] = r
+    return out
+
+
 def compare_images(
     emb: OnnxClipEmbedder, ref: Any, jpegs: dict[str, list[bytes]], batch: int, rounds: int
 ) -> dict[str, Any]:
@@ -288,7 +318,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
     parser.add_argument("--no-demo", action="store_true", help="Skip the demo-model agreement.")
     parser.add_argument(
-        "--parts", default="text,image,int8,agreement", help="Which comparisons to run."
+        "--parts", default="text,text-batch,image,int8,agreement", help="Which comparisons to run."
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -323,6 +353,8 @@ def main() -> None:
     print(f"bundle {fp32_path}: text length {fp32.text_length}; int8 {int8.text_length}")
     if "text" in parts:
         results["text"] = compare_text(fp32, ref, args.rounds)
+    if "text-batch" in parts:
+        results["text_batches"] = compare_text_batches(fp32, args.rounds)
     if "image" in parts:
         results["image"] = {
             str(b): compare_images(fp32, ref, jpegs, b, args.rounds) for b in BATCHES
