@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 # faiss 1.15's stubs lack the pointer overloads and search parameters used here; the calls are
-# checked by the tests (tests/unit/stores/test_vectors_scan.py, the vector contract suite).
+# checked by the tests (tests/unit/stores/embedded/test_scan.py, the vector contract suite).
 faiss: Any = _faiss
 
 Rows = npt.NDArray[np.int64]

@@ -1,9 +1,9 @@
 """The exact scan's fp16 rows: same answers as float32, and their file's life (grown, damaged,
-stale, compacted; temporaries of dead writers: test_vectors_ann.py).
+stale, compacted; temporaries of dead writers: test_ann.py).
 
 The filter semantics with fp16 rows are the vector contract suite's (tests/contract, the
 ``embedded-fp16`` adapter); exactness on adversarial near-ties is tests/unit/stores/
-test_vectors_scan.py's.
+test_scan.py's.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Tests for fashion_search/ingest/backfill (the layout mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests for fashion_search/ingest/triggers (the layout mirrors the package)."""

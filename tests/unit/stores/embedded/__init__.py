@@ -1,0 +1,1 @@
+"""Tests for fashion_search/stores/embedded (the layout mirrors the package)."""
