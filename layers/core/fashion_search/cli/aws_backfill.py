@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from tqdm import tqdm
@@ -13,6 +13,9 @@ from tqdm import tqdm
 from fashion_search.cli.aws import aws_app
 from fashion_search.errors import ConfigError
 from fashion_search.settings import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:
+    from fashion_search.ingest.backfill.run import BackfillReport
 
 # Seconds per image on one ingest worker (3008 MB, fp32 ViT-B/32), the figure docs/deploy.md
 # derives from benchmarks/backfill.py ("Backfill: how long, how much"); for --dry-run only.
@@ -42,6 +45,64 @@ def _model_id(model_id: str | None, bundle: Path | None) -> str | None:
 
         return Bundle.open(bundle).model_id
     return model_id
+
+
+def _checked_targets(settings: Settings, queue_url: str | None, prefix: str | None) -> str:
+    """The ingest queue's URL, once the bucket, table, queue and --prefix are known to be usable."""
+    aws = settings.aws
+    queue = queue_url or aws.ingest_queue_url
+    needed = (("BUCKET", aws.bucket), ("TABLE", aws.table), ("INGEST_QUEUE_URL", queue))
+    missing = [name for name, value in needed if not value]
+    if missing:
+        raise ConfigError(
+            "aws backfill needs "
+            + ", ".join(f"{ENV_PREFIX}AWS__{m}" for m in missing)
+            + ' (`eval "$(fashion-search aws env)"` sets them from the stack)',
+            field=f"{ENV_PREFIX}AWS__{missing[0]}",
+        )
+    if prefix is not None and not prefix.startswith(aws.ingest_prefix):
+        raise ConfigError(
+            f"--prefix {prefix!r} is outside the ingest prefix {aws.ingest_prefix!r}: only "
+            "objects under it are ingested",
+            field="prefix",
+        )
+    assert queue  # checked above; narrows the type
+    return queue
+
+
+def _print_report(
+    report: BackfillReport, *, concurrency: int, workers: int, json_path: Path | None
+) -> None:
+    """The summary and estimate on stderr, the JSON report on stdout (and in --json); exit 1
+    when an object could not be queued."""
+    from fashion_search.ingest.backfill.cost import enqueue_rate, estimate
+    from fashion_search.ingest.backfill.run import summary_lines
+
+    data = report.as_dict()
+    est = estimate(
+        report.queued_total,
+        concurrency=concurrency,
+        seconds_per_image=DEFAULT_SECONDS_PER_IMAGE,
+        enqueue_per_s=enqueue_rate(workers=workers),
+    )
+    data["estimate"] = est.as_dict()
+    for line in summary_lines(report):
+        typer.echo(line, err=True)
+    typer.echo(
+        f"  estimate at concurrency {concurrency}: {est.wall_s / 60:.1f} min "
+        f"(limited by {est.limited_by}), ${est.total_usd:.2f}",
+        err=True,
+    )
+    text = json.dumps(data, indent=2, sort_keys=True)
+    typer.echo(text)
+    if json_path is not None:
+        json_path.write_text(text + "\n", encoding="utf-8")
+    if report.failed:
+        typer.echo(
+            f"error: {len(report.failed)} object(s) could not be queued; rerun to retry them",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def backfill_cmd(
@@ -84,31 +145,15 @@ def backfill_cmd(
 
     Queues an S3-shaped event for every object under the ingest prefix that the catalog does not
     hold indexed with the same eTag (and model)."""
-    from fashion_search.ingest.backfill.cost import enqueue_rate, estimate
     from fashion_search.ingest.backfill.messages import SqsSender
-    from fashion_search.ingest.backfill.run import Backfill, summary_lines
+    from fashion_search.ingest.backfill.run import Backfill
     from fashion_search.stores.aws.dynamodb_catalog import DynamoDBCatalog
 
     settings = Settings()
     aws = settings.aws
-    queue = queue_url or aws.ingest_queue_url
-    needed = (("BUCKET", aws.bucket), ("TABLE", aws.table), ("INGEST_QUEUE_URL", queue))
-    missing = [name for name, value in needed if not value]
-    if missing:
-        raise ConfigError(
-            "aws backfill needs "
-            + ", ".join(f"{ENV_PREFIX}AWS__{m}" for m in missing)
-            + ' (`eval "$(fashion-search aws env)"` sets them from the stack)',
-            field=f"{ENV_PREFIX}AWS__{missing[0]}",
-        )
-    assert aws.bucket and aws.table and queue  # checked above; narrows the types
+    queue = _checked_targets(settings, queue_url, prefix)
+    assert aws.bucket and aws.table  # checked by _checked_targets; narrows the types
     ingest_prefix = aws.ingest_prefix
-    if prefix is not None and not prefix.startswith(ingest_prefix):
-        raise ConfigError(
-            f"--prefix {prefix!r} is outside the ingest prefix {ingest_prefix!r}: only objects "
-            "under it are ingested",
-            field="prefix",
-        )
     s3, sqs, dynamodb = _clients(settings)
     region = aws.region or s3.meta.region_name or "us-east-1"
     backfill = Backfill(
@@ -137,31 +182,7 @@ def backfill_cmd(
             requeue_pending=requeue_pending,
             on_progress=progress,
         )
-    data = report.as_dict()
-    est = estimate(
-        report.queued_total,
-        concurrency=concurrency,
-        seconds_per_image=DEFAULT_SECONDS_PER_IMAGE,
-        enqueue_per_s=enqueue_rate(workers=workers),
-    )
-    data["estimate"] = est.as_dict()
-    for line in summary_lines(report):
-        typer.echo(line, err=True)
-    typer.echo(
-        f"  estimate at concurrency {concurrency}: {est.wall_s / 60:.1f} min "
-        f"(limited by {est.limited_by}), ${est.total_usd:.2f}",
-        err=True,
-    )
-    text = json.dumps(data, indent=2, sort_keys=True)
-    typer.echo(text)
-    if json_path is not None:
-        json_path.write_text(text + "\n", encoding="utf-8")
-    if report.failed:
-        typer.echo(
-            f"error: {len(report.failed)} object(s) could not be queued; rerun to retry them",
-            err=True,
-        )
-        raise typer.Exit(1)
+    _print_report(report, concurrency=concurrency, workers=workers, json_path=json_path)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,11 @@ from fashion_search.cli._report import finish, ingest_problems, load_problems, s
 from fashion_search.cli._signals import stop_on_signals
 from fashion_search.demo.catalog import DEFAULT_SEED
 from fashion_search.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from fashion_search.demo.run import DemoPaths
+    from fashion_search.ingest.pipeline import Ingestor
+    from fashion_search.settings import Settings
 
 
 def demo_command(
@@ -45,7 +50,6 @@ def demo_command(
     from tqdm import tqdm
 
     from fashion_search.demo import run as demo
-    from fashion_search.ingest.outcome import IngestOutcome, summarise
     from fashion_search.runtime import build_ingestor
     from fashion_search.settings import Settings
 
@@ -82,6 +86,24 @@ def demo_command(
         finish(problems)
         return
     say(problems)  # the demo still starts: what is indexed is searchable
+    _serve(ingestor, settings, paths, ui=ui, api_port=api_port, ui_port=ui_port, started=started)
+
+
+def _serve(
+    ingestor: Ingestor,
+    settings: Settings,
+    paths: DemoPaths,
+    *,
+    ui: bool,
+    api_port: int,
+    ui_port: int,
+    started: float,
+) -> None:
+    """Start the API (and the UI), watch the drop folder, and run until Ctrl-C or a service
+    exits."""
+    from fashion_search.demo import run as demo
+    from fashion_search.ingest.outcome import IngestOutcome, summarise
+
     ui_app = Path("streamlit_app/app.py").resolve() if ui else None
     if ui_app is not None and not ui_app.is_file():
         typer.echo(
