@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from fashion_search.model.build.clip_tokenizer_files import open_clip_bpe_path
 from fashion_search.model.embedder import OnnxClipEmbedder
 from PIL import Image
 
@@ -20,6 +17,7 @@ from tests.fixtures.bundles import (
     cached_bundle,
     tiny_clip_model,
 )
+from tests.fixtures.open_clip_models import open_clip_tokenizer_source
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -137,12 +135,7 @@ def test_jpeg_draft_decode_stays_faithful(
 
 
 def _reference_tokenize(texts: list[str]) -> list[list[int]]:
-    path = open_clip_bpe_path().parent / "tokenizer.py"
-    spec = importlib.util.spec_from_file_location("_open_clip_tokenizer_ref2", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = open_clip_tokenizer_source()
     rows = module.tokenize(texts, context_length=77).tolist()
     return [row[: row.index(49407) + 1] for row in rows]
 

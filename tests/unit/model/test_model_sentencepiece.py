@@ -9,18 +9,20 @@ padded to the context with its pad token and truncated keeping ``</s>``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
-from fashion_search.model.build.clip_tokenizer_files import open_clip_bpe_path, save_tokenizer
+from fashion_search.model.build.clip_tokenizer_files import save_tokenizer
 from fashion_search.model.tokenizer import ClipTokenizer
 
-from tests.fixtures.open_clip_models import fashion_corpus, train_sentencepiece_tokenizer
+from tests.fixtures.open_clip_models import (
+    fashion_corpus,
+    open_clip_tokenizer_source,
+    train_sentencepiece_tokenizer,
+)
 
 transformers = pytest.importorskip("transformers")
 CONTEXT = 64
@@ -41,12 +43,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def open_clip_tokenizer_module() -> ModuleType:
-    path = open_clip_bpe_path().parent / "tokenizer.py"
-    spec = importlib.util.spec_from_file_location("_open_clip_tokenizer_sp", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = open_clip_tokenizer_source()
     return module
 
 

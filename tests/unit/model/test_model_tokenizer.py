@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,10 +10,11 @@ import pytest
 from fashion_search.errors import BundleError
 from fashion_search.model.build.clip_tokenizer_files import (
     clip_vocab_and_merges,
-    open_clip_bpe_path,
 )
 from fashion_search.model.bundle import Bundle
 from fashion_search.model.tokenizer import ClipTokenizer, clean_text
+
+from tests.fixtures.open_clip_models import open_clip_tokenizer_source
 
 CORPUS = [
     "a photo of a red dress",
@@ -38,20 +37,9 @@ CORPUS = [
 ]
 
 
-def _reference_module() -> ModuleType:
-    """open_clip/tokenizer.py loaded by path: ``import open_clip`` needs torchvision."""
-    path = open_clip_bpe_path().parent / "tokenizer.py"
-    spec = importlib.util.spec_from_file_location("_open_clip_tokenizer_ref", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def reference() -> ModuleType:
-    return _reference_module()
+    return open_clip_tokenizer_source()
 
 
 @pytest.fixture(scope="module")
