@@ -92,10 +92,11 @@ def _form_filters(value: object) -> object:
 
 
 TopK = Annotated[int, Field(ge=1, strict=True, description=_TOP_K)]
-Weight = Annotated[float, Field(ge=0, le=100, strict=True)]
+_WEIGHT_RANGE = Field(ge=0, le=100)  # JSON and multipart weights share one range
+Weight = Annotated[float, _WEIGHT_RANGE, Field(strict=True)]
 Alpha = Annotated[float, Field(ge=0, le=1, description=_ALPHA)]
 FormInt = Annotated[int, BeforeValidator(_form_int)]
-FormFloat = Annotated[float, BeforeValidator(_form_float)]
+FormWeight = Annotated[float, BeforeValidator(_form_float), _WEIGHT_RANGE]
 FormFilters = Annotated[
     Filters | None,
     BeforeValidator(_form_filters),
@@ -208,12 +209,10 @@ class SearchForm(FormBody):
     negative_text: str | None = Field(default=None, min_length=1)
     image_url: str | None = None
     image_id: str | None = None
-    weight_image: FormFloat = Field(
-        default=W_IMAGE, ge=0, le=100, description=_WEIGHT.format("image")
-    )
-    weight_text: FormFloat = Field(default=W_TEXT, ge=0, le=100, description=_WEIGHT.format("text"))
-    weight_negative: FormFloat = Field(
-        default=W_NEGATIVE, ge=0, le=100, description=_WEIGHT.format("negative text")
+    weight_image: FormWeight = Field(default=W_IMAGE, description=_WEIGHT.format("image"))
+    weight_text: FormWeight = Field(default=W_TEXT, description=_WEIGHT.format("text"))
+    weight_negative: FormWeight = Field(
+        default=W_NEGATIVE, description=_WEIGHT.format("negative text")
     )
     alpha: Annotated[float | None, BeforeValidator(_form_float), Field(ge=0, le=1)] = Field(
         default=None, description=_ALPHA
