@@ -5,6 +5,7 @@ cannot be decoded is refused naming the field it came in."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -106,6 +107,38 @@ def test_openapi_defaults_are_the_cores(client: TestClient, home: Home) -> None:
     # alpha's default is a setting; every body that takes alpha documents the configured one.
     for props in (text, search_json, search_form):
         assert props["alpha"]["default"] == home.settings.search.alpha
+
+
+def _bounds(prop: dict[str, Any]) -> tuple[Any, Any]:
+    """(minimum, maximum) of a property, looking inside ``anyOf`` (an optional field)."""
+    for option in [prop, *prop.get("anyOf", [])]:
+        if "minimum" in option or "maximum" in option:
+            return option.get("minimum"), option.get("maximum")
+    return None, None
+
+
+def _keys(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys(value)
+
+
+def test_openapi_multipart_bounds_are_the_json_bounds(client: TestClient) -> None:
+    """A client generated from the document validates a form as the server does: the bounds are
+    JSON Schema's minimum/maximum (pydantic's own ge/le names are not JSON Schema)."""
+    spec = _spec(client)
+    assert not {"ge", "le", "gt", "lt"} & set(_keys(spec["components"]["schemas"]))
+    form = _body_schema(spec, "/search", FORM)["properties"]
+    body = _body_schema(spec, "/search", JSON)["properties"]
+    weights = _resolve(spec, body["weights"])["properties"]
+    for name in ("image", "text", "negative"):
+        assert _bounds(form[f"weight_{name}"]) == _bounds(weights[name]) == (0, 100)
+    assert _bounds(form["alpha"]) == _bounds(body["alpha"]) == (0, 1)
+    assert _bounds(form["top_k"])[0] == _bounds(body["top_k"])[0] == 1
 
 
 def test_openapi_follows_the_deployments_settings(home: Home, searcher: Searcher) -> None:

@@ -96,7 +96,7 @@ _WEIGHT_RANGE = Field(ge=0, le=100)  # JSON and multipart weights share one rang
 Weight = Annotated[float, _WEIGHT_RANGE, Field(strict=True)]
 Alpha = Annotated[float, Field(ge=0, le=1, description=_ALPHA)]
 FormInt = Annotated[int, BeforeValidator(_form_int)]
-FormWeight = Annotated[float, BeforeValidator(_form_float), _WEIGHT_RANGE]
+FormWeight = Annotated[float, _WEIGHT_RANGE, BeforeValidator(_form_float)]
 FormFilters = Annotated[
     Filters | None,
     BeforeValidator(_form_filters),
@@ -214,10 +214,10 @@ class SearchForm(FormBody):
     weight_negative: FormWeight = Field(
         default=W_NEGATIVE, description=_WEIGHT.format("negative text")
     )
-    alpha: Annotated[float | None, BeforeValidator(_form_float), Field(ge=0, le=1)] = Field(
+    alpha: Annotated[float | None, Field(ge=0, le=1), BeforeValidator(_form_float)] = Field(
         default=None, description=_ALPHA
     )
-    top_k: Annotated[int | None, BeforeValidator(_form_int), Field(ge=1)] = Field(
+    top_k: Annotated[int | None, Field(ge=1), BeforeValidator(_form_int)] = Field(
         default=None, description=_SEARCH_TOP_K
     )
     filters: FormFilters = None
