@@ -16,13 +16,14 @@ from fashion_search.errors import ConfigError
 from fashion_search.settings import ENV_PREFIX, AwsSettings, Home, Settings
 from fashion_search.stores.blobs import BlobStore
 from fashion_search.stores.catalog import Catalog
+from fashion_search.stores.port import Closeable
 from fashion_search.stores.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Stores:
+class Stores(Closeable):
     blobs: BlobStore
     catalog: Catalog
     vectors: VectorIndex
@@ -34,12 +35,6 @@ class Stores:
         held)."""
         for store in (self.vectors, self.catalog, self.blobs):
             store.close()
-
-    def __enter__(self) -> Stores:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_stores(settings: Settings, *, dimension: int, rebuilding_index: bool = False) -> Stores:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from fashion_search.home import Stores, open_stores
 from fashion_search.settings import Settings
+from fashion_search.stores.port import Closeable
 
 if TYPE_CHECKING:
     from fashion_search.ingest.ledger import EventLedger
@@ -48,7 +49,7 @@ def limit_blas_threads() -> None:
 
 
 @dataclass
-class Runtime:
+class Runtime(Closeable):
     """One model and one home's stores; the searcher and the ingestor it builds share both."""
 
     settings: Settings
@@ -68,12 +69,6 @@ class Runtime:
     def close(self) -> None:
         """Release the stores' connections and files (the model holds neither)."""
         self.stores.close()
-
-    def __enter__(self) -> Runtime:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_runtime(
