@@ -297,19 +297,61 @@ def test_sqlite_migration_from_v3_keeps_each_items_words_once(tmp_path: Path) ->
     cat.close()
     conn = sqlite3.connect(tmp_path / "c.sqlite")
     conn.executescript(
+        "ALTER TABLE items DROP COLUMN words_rowid;"
         "ALTER TABLE items DROP COLUMN words;"
         "DELETE FROM catalog_meta WHERE name = 'words_version';"
         "UPDATE catalog_meta SET value = '3' WHERE name = 'schema_version';"
     )
     conn.close()
     cat = SqliteCatalog(tmp_path / "c.sqlite")
-    assert cat.schema_version() == SCHEMA_VERSION == 4
+    assert cat.schema_version() == SCHEMA_VERSION == 5
     stats = cat.lexical_stats(["puma", "shoe"])
     assert (stats.n_docs, stats.df) == (2, {"puma": 1, "shoe": 1})
     assert cat.lexical_matches(["puma"], limit=5, also=["b"]) == [
         ("a", ["puma", "men", "blue", "tshirt"]),
         ("b", ["nike", "women", "shoe"]),
     ]
+    cat.close()
+
+
+def _fts_rows(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(conn.execute("SELECT image_id, body FROM items_text").fetchall())
+    finally:
+        conn.close()
+
+
+def test_sqlite_rewrites_and_deletes_keep_one_fts_row_per_item_even_after_vacuum(
+    tmp_path: Path,
+) -> None:
+    """Each item finds its own FTS5 row by key when its words change or it goes (a v4 catalog
+    gains the link on open); VACUUM, which may renumber ``items``' rowids, breaks nothing."""
+    path = tmp_path / "c.sqlite"
+    cat = SqliteCatalog(path)
+    for name in ("a", "b", "c"):
+        cat.put(item(name, status=INDEXED, display_name=f"Puma {name} Cap"))
+    cat.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(  # back to v4: no link from an item to its FTS5 row
+        "ALTER TABLE items DROP COLUMN words_rowid;"
+        "UPDATE catalog_meta SET value = '4' WHERE name = 'schema_version';"
+    )
+    conn.close()
+    cat = SqliteCatalog(path)
+    cat.delete("a")
+    cat.close()
+    conn = sqlite3.connect(path)
+    conn.execute("VACUUM")
+    conn.close()
+    cat = SqliteCatalog(path)
+    cat.put(item("b", status=INDEXED, display_name="Nike Shoes"))
+    cat.put_if_newer(item("c", status=DELETED, ordering_token="9"))
+    cat.put(item("d", status=INDEXED, display_name="Puma Bag"))
+    assert _fts_rows(path) == [("b", "nike shoe"), ("d", "puma bag")]
+    stats = cat.lexical_stats(["puma", "nike"])
+    assert (stats.n_docs, stats.df) == (2, {"puma": 1, "nike": 1})
+    assert cat.lexical_matches(["puma"], limit=5) == [("d", ["puma", "bag"])]
     cat.close()
 
 
